@@ -1,0 +1,63 @@
+"""Candles (OHLCV bars) as values, and the rules that build them."""
+
+from dataclasses import dataclass
+
+from memetrade.domain.intervals import Interval
+
+__all__ = ["Candle", "CandleRules", "CandleUpdate"]
+
+
+@dataclass(frozen=True, slots=True)
+class CandleRules:
+    """How the candle book treats time.
+
+    ``max_trade_age_ms``: a trade older than this (against the caller's clock) is refused; up to
+    it, a late trade revises the candles it falls in. ``max_trade_ahead_ms``: how far in the
+    future a trade's timestamp may be (clock skew between producers and us).
+    ``history_limit``: candles kept in memory per interval.
+    """
+
+    max_trade_age_ms: int = 300_000
+    max_trade_ahead_ms: int = 5_000
+    history_limit: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_trade_age_ms < 0 or self.max_trade_ahead_ms < 0:
+            raise ValueError("trade age and lead must not be negative")
+        if self.history_limit < 1:
+            raise ValueError("history limit must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One interval's aggregate. Prices in ticks, ``volume`` in lots, ``quote_volume`` in
+    tick-lots (price times amount). An empty candle (``trades == 0``) is flat at the previous
+    close with zero volume. ``first``/``last`` are the (ts, id) order keys of the trades that
+    set ``open`` and ``close``; they let candles merge and take late trades exactly."""
+
+    open_time: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    quote_volume: int
+    trades: int
+    first: tuple[int, str] | None
+    last: tuple[int, str] | None
+
+    def close_time(self, interval: Interval) -> int:
+        """The last millisecond inside the candle, as Binance reports it."""
+        return self.open_time + interval.ms - 1
+
+
+@dataclass(frozen=True, slots=True)
+class CandleUpdate:
+    """A candle's new state on one stream. ``seq`` counts updates per (symbol, interval) stream;
+    ``closed`` is true once the interval has ended (a late trade may still revise it)."""
+
+    symbol: str
+    interval: Interval
+    candle: Candle
+    closed: bool
+    seq: int

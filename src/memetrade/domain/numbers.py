@@ -1,0 +1,42 @@
+"""Exact fixed-point numbers.
+
+Inside the core every price is an integer count of ticks and every amount an integer count of
+lots; a tick or lot is a power of ten (``10**-decimals``), as on every major exchange. That keeps
+arithmetic exact and as fast as Python gets. ``Decimal`` and text appear only at the edges.
+"""
+
+from decimal import Decimal, InvalidOperation
+
+__all__ = ["format_units", "parse_units"]
+
+
+def parse_units(value: str | int | Decimal, decimals: int, what: str) -> int:
+    """Return ``value`` as an integer count of ``10**-decimals`` units.
+
+    Raise ``ValueError`` with a readable reason when the value is not a finite number or is not
+    a whole number of units (``what`` names the quantity in that message).
+    """
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(value)
+    except (InvalidOperation, ValueError, TypeError):
+        raise ValueError(f"{what} {value!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{what} must be a finite number")
+    scaled = number.scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        step = format_units(1, decimals)
+        raise ValueError(f"{what} {value} is not a multiple of its step {step}")
+    return int(scaled)
+
+
+def format_units(units: int, decimals: int) -> str:
+    """Render ``units * 10**-decimals`` in plain positional notation (never an exponent).
+
+    Trailing fractional zeros are dropped: ``format_units(1234, 9) == "0.000001234"``.
+    """
+    if decimals <= 0:
+        return str(units * 10**-decimals)
+    sign = "-" if units < 0 else ""
+    digits = str(abs(units)).rjust(decimals + 1, "0")
+    whole, frac = digits[:-decimals], digits[-decimals:].rstrip("0")
+    return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
