@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from memetrade.domain.candles import Candle, CandleRules, CandleUpdate
-from memetrade.domain.errors import TradeTooNew, TradeTooOld
+from memetrade.domain.errors import TradeTooOld
 from memetrade.domain.intervals import INTERVALS, Interval
 from memetrade.domain.trades import Trade
 
@@ -60,7 +60,8 @@ class _Bar:
 
     @classmethod
     def from_candle(cls, candle: Candle) -> "_Bar":
-        assert candle.first is not None and candle.last is not None
+        assert candle.first is not None
+        assert candle.last is not None
         bar = cls.__new__(cls)
         bar.open, bar.high, bar.low, bar.close = candle.open, candle.high, candle.low, candle.close
         bar.volume, bar.quote, bar.count = candle.volume, candle.quote_volume, candle.trades
@@ -138,8 +139,9 @@ class _Level:
         return self.open_t - (self.retention - 1) * self.interval.ms
 
     def prune(self) -> None:
-        # Insertion order is time order except for bars a late trade created; those linger
-        # until the bars before them go, which bounds them by the late-trade window.
+        # Insertion order is time order (``_apply_late`` re-sorts when it opens an older bar),
+        # so the oldest bar is always first. A bar left behind out of order would outlive
+        # newer pruned bars and lend its stale close to empty candles read after them.
         threshold = self.memory_start
         bars = self.bars
         while bars:
@@ -190,18 +192,8 @@ class CandleBook:
         Raise ``TradeTooOld``/``TradeTooNew`` when ``trade.ts`` is outside the window that
         ``rules`` allow around ``now``.
         """
+        self.rules.check_time(trade, now)
         ts = trade.ts
-        rules = self.rules
-        if ts > now + rules.max_trade_ahead_ms:
-            raise TradeTooNew(
-                f"trade {trade.id} is {ts - now} ms in the future "
-                f"(at most {rules.max_trade_ahead_ms} ms allowed)"
-            )
-        if ts < now - rules.max_trade_age_ms:
-            raise TradeTooOld(
-                f"trade {trade.id} is {now - ts} ms old "
-                f"(at most {rules.max_trade_age_ms} ms allowed)"
-            )
         hot = self._hot
         if hot is not None and ts - ts % 1000 == self._open_s:
             ids = hot.ids
@@ -273,6 +265,10 @@ class CandleBook:
         """Open time of the current candle, or -1 before any trade or clock tick."""
         return self._levels[self._index[interval]].open_t
 
+    def retention(self, interval: Interval) -> int:
+        """How many candles of ``interval`` the book keeps in memory."""
+        return self._levels[self._index[interval]].retention
+
     def memory_start(self, interval: Interval) -> int:
         """Open time of the oldest candle this book can serve."""
         return self._levels[self._index[interval]].memory_start
@@ -341,6 +337,12 @@ class CandleBook:
             bar = level.bars.get(t)
             if bar is None:
                 level.bars[t] = _Bar(trade, {trade.id} if i == 0 else None)
+                if t < level.newest_t:
+                    # Rare (a late trade in an empty interval): restore time order in place,
+                    # which ``prune`` relies on; in place because ``_seconds`` aliases it.
+                    ordered = sorted(level.bars.items())
+                    level.bars.clear()
+                    level.bars.update(ordered)
                 level.newest_t = max(level.newest_t, t)
                 closes_changed = True
             else:

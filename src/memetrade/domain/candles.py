@@ -2,9 +2,11 @@
 
 from dataclasses import dataclass
 
+from memetrade.domain.errors import TradeTooNew, TradeTooOld
 from memetrade.domain.intervals import Interval
+from memetrade.domain.trades import Trade
 
-__all__ = ["Candle", "CandleRules", "CandleUpdate"]
+__all__ = ["Candle", "CandleRules", "CandleUpdate", "fill_gaps"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,20 @@ class CandleRules:
             raise ValueError("trade age and lead must not be negative")
         if self.history_limit < 1:
             raise ValueError("history limit must be at least 1")
+
+    def check_time(self, trade: Trade, now: int) -> None:
+        """Raise ``TradeTooNew``/``TradeTooOld`` if ``trade.ts`` is outside the accepted window
+        around ``now``."""
+        if trade.ts > now + self.max_trade_ahead_ms:
+            raise TradeTooNew(
+                f"trade {trade.id} is {trade.ts - now} ms in the future "
+                f"(at most {self.max_trade_ahead_ms} ms allowed)"
+            )
+        if trade.ts < now - self.max_trade_age_ms:
+            raise TradeTooOld(
+                f"trade {trade.id} is {now - trade.ts} ms old "
+                f"(at most {self.max_trade_age_ms} ms allowed)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +77,23 @@ class CandleUpdate:
     candle: Candle
     closed: bool
     seq: int
+
+
+def fill_gaps(
+    candles: list[Candle], start: int, end: int, interval: Interval, prev_close: int | None
+) -> list[Candle]:
+    """Materialise every interval in ``[start, end]`` from sparse stored ``candles`` (sorted,
+    inside the range): empty intervals are flat at the previous close with zero volume. Before
+    the first known close there are no candles."""
+    out: list[Candle] = []
+    by_time = {candle.open_time: candle for candle in candles}
+    close = prev_close
+    for t in range(start, end + 1, interval.ms):
+        candle = by_time.get(t)
+        if candle is None:
+            if close is None:
+                continue
+            candle = Candle(t, close, close, close, close, 0, 0, 0, None, None)
+        out.append(candle)
+        close = candle.close
+    return out

@@ -9,6 +9,9 @@ from decimal import Decimal, InvalidOperation
 
 __all__ = ["format_units", "parse_units"]
 
+# Far beyond any real price or amount (trades stop at 2**62 units); keeps absurd input cheap.
+_MAX_DIGITS = 100
+
 
 def parse_units(value: str | int | Decimal, decimals: int, what: str) -> int:
     """Return ``value`` as an integer count of ``10**-decimals`` units.
@@ -22,11 +25,24 @@ def parse_units(value: str | int | Decimal, decimals: int, what: str) -> int:
         raise ValueError(f"{what} {value!r} is not a number") from None
     if not number.is_finite():
         raise ValueError(f"{what} must be a finite number")
-    scaled = number.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
+    if not number:
+        return 0
+    if number.adjusted() + decimals >= _MAX_DIGITS:
+        raise ValueError(f"{what} {value} is too large")
+    # Integer arithmetic on the digits, not Decimal operations: those round to the context's
+    # 28 significant digits (so a non-multiple could pass, rounded) and trap on huge exponents.
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    coefficient = int("".join(map(str, digits)))
+    shift = exponent + decimals
+    if shift >= 0:
+        units: int = coefficient * 10**shift
+    elif -shift > len(digits) or coefficient % 10**-shift:
         step = format_units(1, decimals)
         raise ValueError(f"{what} {value} is not a multiple of its step {step}")
-    return int(scaled)
+    else:
+        units = coefficient // 10**-shift
+    return -units if sign else units
 
 
 def format_units(units: int, decimals: int) -> str:

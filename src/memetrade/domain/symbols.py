@@ -10,7 +10,8 @@ __all__ = ["PRESETS", "SymbolSpec", "parse_symbol_spec"]
 
 @dataclass(frozen=True, slots=True)
 class SymbolSpec:
-    """A symbol with its tick size (``10**-price_decimals``) and lot size (``10**-amount_decimals``).
+    """A symbol with its tick size (``10**-price_decimals``) and lot size
+    (``10**-amount_decimals``).
 
     ``reference_price`` is where the mock generator starts its random walk.
     """
@@ -28,8 +29,9 @@ class SymbolSpec:
         for what, decimals in (("tick", self.price_decimals), ("lot", self.amount_decimals)):
             if not -8 <= decimals <= 18:
                 raise ValueError(f"{self.name}: {what} size must be 10^-18 .. 10^8")
-        if self.reference_price <= 0:
-            raise ValueError(f"{self.name}: reference price must be positive")
+        # is_finite first: comparing NaN raises InvalidOperation, and infinity is no price.
+        if not self.reference_price.is_finite() or self.reference_price <= 0:
+            raise ValueError(f"{self.name}: reference price must be a positive number")
 
     @property
     def tick_size(self) -> str:

@@ -1,0 +1,3 @@
+from memetrade.cli import main
+
+main()

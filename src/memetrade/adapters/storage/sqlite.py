@@ -1,0 +1,445 @@
+"""The embedded default store: one SQLite file in WAL mode, stdlib ``sqlite3`` only.
+
+Design, and why:
+
+* One writer connection, used only by a single-worker thread pool. Writes are serialised in
+  submission order with no locks of ours, and ``BEGIN IMMEDIATE`` never waits on another writer
+  in this process.
+* Reads use a small pool of reader connections on their own threads. WAL gives each query a
+  consistent snapshot while a write is in progress, so a big write never stalls REST reads, and a
+  read never sees half a write.
+* ``synchronous=FULL``: in WAL mode ``NORMAL`` survives a killed process but may lose the last
+  commits on power loss. An acknowledged trade must survive both (ARCHITECTURE.md), so every
+  commit fsyncs the WAL. One transaction per ``write`` batch is what keeps that fast.
+* Exact numbers: prices, amounts, timestamps and counts fit SQLite's signed 64-bit INTEGER (the
+  domain keeps prices and amounts below 2**62). Volumes are sums, and ``quote_volume`` is a sum
+  of products, so they may not fit: they are stored as the decimal text of the integer and read
+  back with ``int``.
+* Trades go in with ``ON CONFLICT (symbol, id) DO NOTHING``, not ``INSERT OR IGNORE``: OR IGNORE
+  also silently skips rows that break a NOT NULL or CHECK constraint, which would be a silent
+  loss. The upsert clause absorbs only the duplicate ids that idempotent ingest means to ignore.
+* The schema version is ``PRAGMA user_version``; ``_MIGRATIONS[i]`` takes version ``i`` to
+  ``i + 1``. Pending steps, the version bump and the symbol check commit in one transaction, so a
+  crash or a refused symbol leaves the file as it was.
+* ``sqlite3`` errors become ``StorageError`` here, at the boundary (``raise ... from exc``).
+
+Cancelling a caller of ``write`` does not cancel the write: it still runs to COMMIT or ROLLBACK on
+the writer thread, so the file is never half-written, but that caller cannot know which.
+"""
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from memetrade.domain.candles import Candle, CandleUpdate
+from memetrade.domain.intervals import Interval
+from memetrade.domain.numbers import format_units
+from memetrade.domain.symbols import SymbolSpec
+from memetrade.domain.trades import Side, Trade
+from memetrade.ports import StorageError
+
+__all__ = ["SqliteStore"]
+
+_T = TypeVar("_T")
+
+_BUSY_TIMEOUT_MS: Final = 5_000
+# Below SQLITE_MAX_VARIABLE_NUMBER on every SQLite version (999 before 3.32), leaving room for
+# the symbol parameter.
+_ID_CHUNK: Final = 500
+# Page cache of the writer, in KiB (negative means KiB to SQLite). Inserts by random trade id
+# touch pages all over the primary key; keeping them cached is most of the write speed.
+_WRITER_CACHE_KIB: Final = 64 * 1024
+# Checkpoint the WAL into the database file every this many pages (SQLite's default is 1000).
+# A 5,000-trade batch with random ids dirties thousands of pages, so the default checkpoints at
+# nearly every commit; a larger WAL lets a page changed by several batches be copied back once
+# (about +20% write throughput on a million-trade table). The limit caps the file kept on disk.
+_WAL_AUTOCHECKPOINT_PAGES: Final = 10_000
+_WAL_SIZE_LIMIT_BYTES: Final = 64 * 1024 * 1024
+
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 1: symbols, trades, candles.
+    (
+        """CREATE TABLE symbols (
+            name TEXT NOT NULL PRIMARY KEY,
+            price_decimals INTEGER NOT NULL,
+            amount_decimals INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE trades (
+            symbol TEXT NOT NULL,
+            id TEXT NOT NULL,
+            ts INTEGER NOT NULL,
+            price INTEGER NOT NULL,
+            amount INTEGER NOT NULL,
+            side TEXT NOT NULL CHECK (side IN ('Buy', 'Sell')),
+            PRIMARY KEY (symbol, id)
+        ) WITHOUT ROWID""",
+        # SQLite appends the primary key to the index entries, so this is (symbol, ts, id): it
+        # answers trade_keys_since alone and gives recent_trades its (ts, id) order without a sort.
+        "CREATE INDEX trades_by_time ON trades (symbol, ts)",
+        """CREATE TABLE candles (
+            symbol TEXT NOT NULL,
+            interval TEXT NOT NULL,
+            open_time INTEGER NOT NULL,
+            open INTEGER NOT NULL,
+            high INTEGER NOT NULL,
+            low INTEGER NOT NULL,
+            close INTEGER NOT NULL,
+            volume TEXT NOT NULL,
+            quote_volume TEXT NOT NULL,
+            trades INTEGER NOT NULL CHECK (trades > 0),
+            first_ts INTEGER NOT NULL,
+            first_id TEXT NOT NULL,
+            last_ts INTEGER NOT NULL,
+            last_id TEXT NOT NULL,
+            PRIMARY KEY (symbol, interval, open_time)
+        ) WITHOUT ROWID""",
+    ),
+)
+
+_INSERT_TRADE: Final = """
+    INSERT INTO trades (symbol, id, ts, price, amount, side) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (symbol, id) DO NOTHING"""
+
+_CANDLE_COLUMNS: Final = (
+    "open_time, open, high, low, close, volume, quote_volume, trades,"
+    " first_ts, first_id, last_ts, last_id"
+)
+# A candle update carries the candle's whole new state, so the stored row is replaced.
+_UPSERT_CANDLE: Final = f"""
+    INSERT INTO candles (symbol, interval, {_CANDLE_COLUMNS})
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
+        open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+        volume = excluded.volume, quote_volume = excluded.quote_volume, trades = excluded.trades,
+        first_ts = excluded.first_ts, first_id = excluded.first_id,
+        last_ts = excluded.last_ts, last_id = excluded.last_id"""
+
+_SELECT_CANDLES: Final = f"SELECT {_CANDLE_COLUMNS} FROM candles WHERE symbol = ? AND interval = ?"
+_SIDES: Final = {side.value: side for side in Side}
+
+
+class SqliteStore:
+    """A ``TradeStore`` in one SQLite file at ``path`` (created with its directory on ``open``).
+
+    ``readers`` is the number of reader connections, which is also how many reads run at once.
+    After ``close`` the store may be opened again.
+    """
+
+    def __init__(self, path: str | Path, *, readers: int = 4) -> None:
+        if readers < 1:
+            raise ValueError("a store needs at least one reader connection")
+        self._path = Path(path)
+        self._reader_count = readers
+        # None while closed. Every call checks these on the event loop thread before it submits
+        # work, so once close() clears them no new work reaches the connections it closes.
+        self._writer_pool: ThreadPoolExecutor | None = None
+        self._reader_pool: ThreadPoolExecutor | None = None
+        # Touched only on the writer thread (and by open/close, which run there too).
+        self._writer: sqlite3.Connection | None = None
+        self._readers: list[sqlite3.Connection] = []
+        # Idle reader connections. The reader pool has as many threads as connections, so a
+        # reader task always finds one here.
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self._path)!r})"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self, symbols: Sequence[SymbolSpec]) -> None:
+        if self._writer_pool is not None:
+            raise StorageError(f"{self._path} is already open")
+        writer_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        reader_pool = ThreadPoolExecutor(self._reader_count, thread_name_prefix="sqlite-reader")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(writer_pool, self._open_sync, list(symbols))
+        except BaseException as exc:
+            # Close whatever _open_sync opened. The close is queued behind it on the same thread,
+            # so even if we were cancelled while it still runs, it is closed once it is done.
+            closing = loop.run_in_executor(writer_pool, self._close_sync, reader_pool)
+            writer_pool.shutdown(wait=False)
+            if not isinstance(exc, asyncio.CancelledError):
+                with contextlib.suppress(StorageError):  # The open error is the one to report.
+                    await closing
+            raise
+        self._writer_pool, self._reader_pool = writer_pool, reader_pool
+
+    async def close(self) -> None:
+        writer_pool, reader_pool = self._writer_pool, self._reader_pool
+        if writer_pool is None or reader_pool is None:
+            return
+        self._writer_pool = self._reader_pool = None
+        try:
+            # Queued behind every write submitted before close(), which therefore complete.
+            await asyncio.get_running_loop().run_in_executor(
+                writer_pool, self._close_sync, reader_pool
+            )
+        finally:
+            # The thread has nothing left to run and exits by itself.
+            writer_pool.shutdown(wait=False)
+
+    def _open_sync(self, symbols: list[SymbolSpec]) -> None:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = writer = _connect(self._path)
+            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageError(f"{self._path}: cannot use WAL journal mode (got {mode!r})")
+            writer.execute("PRAGMA synchronous = FULL")
+            writer.execute(f"PRAGMA cache_size = {-_WRITER_CACHE_KIB}")
+            writer.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT_PAGES}")
+            writer.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT_BYTES}")
+            writer.execute("BEGIN IMMEDIATE")
+            try:
+                self._migrate(writer)
+                self._check_symbols(writer, symbols)
+                writer.execute("COMMIT")
+            except BaseException:
+                writer.rollback()
+                raise
+            for _ in range(self._reader_count):
+                reader = _connect(self._path)
+                self._readers.append(reader)
+                self._idle.put(reader)
+                # Belt and braces: a bug in a read path must not be able to write.
+                reader.execute("PRAGMA query_only = ON")
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open {self._path}: {exc}") from exc
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(_MIGRATIONS):
+            raise StorageError(
+                f"{self._path} has schema version {version} but this memetrade knows only up to"
+                f" {len(_MIGRATIONS)}; upgrade memetrade"
+            )
+        for step in _MIGRATIONS[version:]:
+            for statement in step:
+                conn.execute(statement)
+        # PRAGMA takes no parameters; the value is an int we computed.
+        conn.execute(f"PRAGMA user_version = {len(_MIGRATIONS)}")
+
+    def _check_symbols(self, conn: sqlite3.Connection, symbols: list[SymbolSpec]) -> None:
+        stored = {
+            name: (price_decimals, amount_decimals)
+            for name, price_decimals, amount_decimals in conn.execute(
+                "SELECT name, price_decimals, amount_decimals FROM symbols"
+            )
+        }
+        for spec in symbols:
+            steps = (spec.price_decimals, spec.amount_decimals)
+            old = stored.get(spec.name)
+            if old is None:
+                conn.execute("INSERT INTO symbols VALUES (?, ?, ?)", (spec.name, *steps))
+                stored[spec.name] = steps
+            elif old != steps:
+                raise StorageError(
+                    f"symbol {spec.name} is stored with tick {_step(old[0])} and lot"
+                    f" {_step(old[1])} but configured with tick {_step(steps[0])} and lot"
+                    f" {_step(steps[1])}; its stored prices and amounts would change meaning"
+                    f" (configure the old steps or use a new database than {self._path})"
+                )
+
+    def _close_sync(self, reader_pool: ThreadPoolExecutor) -> None:
+        # Reads already submitted finish first; then nothing uses the reader connections.
+        reader_pool.shutdown(wait=True)
+        connections = [*self._readers, *([self._writer] if self._writer is not None else [])]
+        self._readers, self._writer = [], None
+        self._idle = queue.SimpleQueue()
+        errors: list[sqlite3.Error] = []
+        for conn in connections:
+            try:
+                conn.close()
+            except sqlite3.Error as exc:
+                errors.append(exc)
+        if errors:
+            raise StorageError(f"closing {self._path}: {errors[0]}") from errors[0]
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _on_writer(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        pool = self._writer_pool
+        if pool is None:
+            raise StorageError(f"{self._path} is not open")
+        return await asyncio.get_running_loop().run_in_executor(pool, self._use_writer, fn)
+
+    def _use_writer(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        conn = self._writer
+        if conn is None:  # Only if close() raced ahead of a queued task; it cannot, but be clear.
+            raise StorageError(f"{self._path} is not open")
+        try:
+            return fn(conn)
+        except (sqlite3.Error, OverflowError) as exc:
+            # OverflowError: an integer too large for SQLite's INTEGER reached the binding.
+            raise StorageError(f"sqlite write to {self._path} failed: {exc}") from exc
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        pool = self._reader_pool
+        if pool is None:
+            raise StorageError(f"{self._path} is not open")
+        return await asyncio.get_running_loop().run_in_executor(pool, self._use_reader, fn)
+
+    def _use_reader(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        conn = self._idle.get_nowait()
+        try:
+            return fn(conn)
+        except (sqlite3.Error, OverflowError) as exc:
+            raise StorageError(f"sqlite read from {self._path} failed: {exc}") from exc
+        finally:
+            self._idle.put(conn)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def write(self, trades: Sequence[Trade], candles: Sequence[CandleUpdate]) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            # Rows are built here, on the writer thread, to keep the event loop free.
+            trade_rows = [(t.symbol, t.id, t.ts, t.price, t.amount, t.side.value) for t in trades]
+            candle_rows = _candle_rows(candles)
+            if not trade_rows and not candle_rows:
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_INSERT_TRADE, trade_rows)
+                conn.executemany(_UPSERT_CANDLE, candle_rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        await self._on_writer(run)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        # Reads the file (starts a read transaction), unlike a bare SELECT 1.
+        await self._read(lambda conn: conn.execute("SELECT 1 FROM symbols LIMIT 1").fetchall())
+
+    async def existing_ids(self, symbol: str, ids: Sequence[str]) -> set[str]:
+        unique = list(dict.fromkeys(ids))
+
+        def run(conn: sqlite3.Connection) -> set[str]:
+            # Each chunk is its own snapshot; ids are only ever added, so the union is still a
+            # subset of what is stored when the call returns.
+            found: set[str] = set()
+            for start in range(0, len(unique), _ID_CHUNK):
+                chunk = unique[start : start + _ID_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT id FROM trades WHERE symbol = ? AND id IN ({marks})"
+                found.update(row[0] for row in conn.execute(sql, (symbol, *chunk)))
+            return found
+
+        if not unique:
+            return await self._read(lambda conn: set())
+        return await self._read(run)
+
+    async def candles(
+        self, symbol: str, interval: Interval, start: int, end: int, limit: int
+    ) -> list[Candle]:
+        sql = f"{_SELECT_CANDLES} AND open_time BETWEEN ? AND ? ORDER BY open_time LIMIT ?"
+        args = (symbol, interval.name, start, end, max(limit, 0))
+        return await self._read(lambda conn: [_candle(row) for row in conn.execute(sql, args)])
+
+    async def latest_candles(self, symbol: str, interval: Interval, limit: int) -> list[Candle]:
+        sql = f"{_SELECT_CANDLES} ORDER BY open_time DESC LIMIT ?"
+        args = (symbol, interval.name, max(limit, 0))
+        rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
+        return [_candle(row) for row in reversed(rows)]
+
+    async def last_candle_before(self, symbol: str, interval: Interval, t: int) -> Candle | None:
+        sql = f"{_SELECT_CANDLES} AND open_time < ? ORDER BY open_time DESC LIMIT 1"
+        args = (symbol, interval.name, t)
+        row = await self._read(lambda conn: conn.execute(sql, args).fetchone())
+        return None if row is None else _candle(row)
+
+    async def trade_keys_since(self, symbol: str, ts: int) -> list[tuple[int, str]]:
+        sql = "SELECT ts, id FROM trades WHERE symbol = ? AND ts >= ? ORDER BY ts, id"
+        return await self._read(lambda conn: [(t, i) for t, i in conn.execute(sql, (symbol, ts))])
+
+    async def recent_trades(self, symbol: str, limit: int) -> list[Trade]:
+        sql = (
+            "SELECT id, price, amount, side, ts FROM trades WHERE symbol = ?"
+            " ORDER BY ts DESC, id DESC LIMIT ?"
+        )
+        rows = await self._read(lambda conn: conn.execute(sql, (symbol, max(limit, 0))).fetchall())
+        return [
+            Trade(i, symbol, price, amount, _SIDES[side], ts) for i, price, amount, side, ts in rows
+        ]
+
+    async def trade_count(self) -> int:
+        count: int = await self._read(
+            lambda conn: conn.execute("SELECT count(*) FROM trades").fetchone()[0]
+        )
+        return count
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: the sqlite3 module opens no implicit transactions; we BEGIN and
+    # COMMIT ourselves. check_same_thread=False: a connection is created on the writer thread and
+    # used on another, but only ever by one thread at a time (see SqliteStore).
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _candle_rows(updates: Sequence[CandleUpdate]) -> list[tuple[Any, ...]]:
+    # Several updates of one candle in a batch: the last is its newest state, and only that one
+    # needs writing (the dict keeps the last value per key, in first-seen order).
+    latest: dict[tuple[str, str, int], Candle] = {}
+    for update in updates:
+        candle = update.candle
+        if candle.trades > 0:  # Empty candles are not stored; reads materialise them.
+            latest[update.symbol, update.interval.name, candle.open_time] = candle
+    rows: list[tuple[Any, ...]] = []
+    for (symbol, interval, open_time), c in latest.items():
+        if c.first is None or c.last is None:
+            raise StorageError(f"{symbol} {interval} candle at {open_time} has trades but no keys")
+        rows.append(
+            (
+                symbol,
+                interval,
+                open_time,
+                c.open,
+                c.high,
+                c.low,
+                c.close,
+                str(c.volume),
+                str(c.quote_volume),
+                c.trades,
+                *c.first,
+                *c.last,
+            )
+        )
+    return rows
+
+
+def _candle(row: Any) -> Candle:
+    open_time, o, h, lo, c, volume, quote, trades, first_ts, first_id, last_ts, last_id = row
+    return Candle(
+        open_time=open_time,
+        open=o,
+        high=h,
+        low=lo,
+        close=c,
+        volume=int(volume),
+        quote_volume=int(quote),
+        trades=trades,
+        first=(first_ts, first_id),
+        last=(last_ts, last_id),
+    )
+
+
+def _step(decimals: int) -> str:
+    return format_units(1, decimals)

@@ -1,0 +1,61 @@
+"""The ASGI application factory."""
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import RedirectResponse
+
+from memetrade import __version__
+from memetrade.api import ingest, rest, ws
+from memetrade.api.context import AppContext
+from memetrade.api.errors import install_error_handlers
+from memetrade.api.metrics import MetricsMiddleware
+
+__all__ = ["create_app"]
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+DESCRIPTION = """Real-time OHLCV candles and trade streams for meme tokens.
+
+Every error answers `{"error": {"code", "message"}}` with a stable `code`.
+WebSocket routes (not listed by OpenAPI): `/ws/{symbol}` and `/ws/transactions/{symbol}`
+stream trades; `/ws/klines/{symbol}/{interval}[?closed_only=1]` streams candle updates.
+"""
+
+
+def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> FastAPI:
+    app = FastAPI(
+        title="memetrade",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.include_router(rest.router)
+    app.include_router(ingest.router)
+    app.include_router(ws.router)
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                ingest.SCHEMA_COMPONENTS
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,28 @@
+"""What the API's routes reach: the services, built by ``memetrade.bootstrap``."""
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from memetrade.api.metrics import Metrics
+from memetrade.config import Settings
+from memetrade.ports import TradeStore
+from memetrade.services.hub import Hub
+from memetrade.services.market_data import MarketData
+
+__all__ = ["AppContext", "context"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    settings: Settings
+    market: MarketData
+    hub: Hub
+    store: TradeStore
+    metrics: Metrics
+
+
+def context(request: Request) -> AppContext:
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, AppContext)
+    return ctx

@@ -1,0 +1,142 @@
+"""REST routes: health, metrics, symbols and candle history in both seed dialects."""
+
+from typing import Annotated
+
+import msgspec
+from fastapi import APIRouter, Depends, Query
+from starlette.responses import PlainTextResponse, Response
+
+from memetrade.api.context import AppContext, context
+from memetrade.api.errors import ApiError
+from memetrade.api.wire import candle_json, parse_time
+from memetrade.domain.intervals import INTERVALS, parse_interval
+from memetrade.ports import StorageError
+from memetrade.services.market_data import MAX_KLINES
+
+__all__ = ["router"]
+
+router = APIRouter()
+Ctx = Annotated[AppContext, Depends(context)]
+
+_INTERVAL_HELP = "One of " + ", ".join(i.name for i in INTERVALS)
+
+
+def _json(body: bytes | str, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+@router.get("/health", response_class=PlainTextResponse, tags=["operations"])
+async def health() -> PlainTextResponse:
+    """Liveness: ``OK`` while the process serves requests."""
+    return PlainTextResponse("OK")
+
+
+@router.get("/ready", tags=["operations"])
+async def ready(ctx: Ctx) -> Response:
+    """Readiness: 200 when storage answers, 503 otherwise."""
+    try:
+        await ctx.store.ping()
+    except StorageError as exc:
+        raise ApiError(503, "not_ready", f"storage is not reachable: {exc}") from exc
+    return _json(b'{"status":"ready"}')
+
+
+@router.get("/metrics", tags=["operations"])
+async def metrics(ctx: Ctx) -> Response:
+    """Prometheus metrics (text exposition format)."""
+    return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.get("/api/v1/symbols", tags=["market data"])
+async def symbols(ctx: Ctx) -> Response:
+    """The symbols served, with their tick and lot sizes and the candle intervals."""
+    items = [
+        {
+            "symbol": spec.name,
+            "tick_size": spec.tick_size,
+            "lot_size": spec.lot_size,
+            "intervals": [interval.name for interval in INTERVALS],
+        }
+        for spec in ctx.market.specs.values()
+    ]
+    return _json(msgspec.json.encode({"symbols": items}))
+
+
+def _limit(text: str | None, default: int) -> int:
+    if text is None:
+        return default
+    try:
+        limit = int(text)
+    except ValueError:
+        raise ApiError(400, "invalid_limit", f"limit {text!r} is not an integer") from None
+    if not 1 <= limit <= MAX_KLINES:
+        raise ApiError(400, "invalid_limit", f"limit must be 1..{MAX_KLINES}, not {limit}")
+    return limit
+
+
+def _time(name: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = parse_time(text)
+    except (ValueError, OverflowError) as exc:
+        raise ApiError(400, "invalid_time", f"{name}: {exc}") from None
+    if not 0 <= value < 2**53:
+        raise ApiError(400, "invalid_time", f"{name} is out of range")
+    return value
+
+
+async def _klines(
+    ctx: AppContext,
+    symbol: str,
+    interval: str | None,
+    limit: str | None,
+    start: str | None = None,
+    end: str | None = None,
+) -> Response:
+    market = ctx.market
+    spec = market.spec(symbol.upper())
+    iv = parse_interval(interval or "1m")
+    count = _limit(limit, 100)
+    first, last = _time("from", start), _time("to", end)
+    if first is not None and last is not None and first > last:
+        raise ApiError(400, "invalid_range", "from must not be after to")
+    candles, seq = await market.klines(spec.name, iv, count, first, last)
+    open_t = market.books[spec.name].open_time(iv)
+    ctx.metrics.candles_served.inc(len(candles))
+    data = ",".join(candle_json(spec, iv, c, c.open_time < open_t) for c in candles)
+    return _json(f'{{"symbol":"{spec.name}","interval":"{iv.name}","seq":{seq},"data":[{data}]}}')
+
+
+_SYMBOL_DOC = "Symbol, e.g. PEPE (case-insensitive)."
+IntervalQ = Annotated[str | None, Query(description=_INTERVAL_HELP + " (default 1m).")]
+LimitQ = Annotated[str | None, Query(description=f"Candles, 1..{MAX_KLINES} (default 100).")]
+
+
+@router.get("/api/klines/{symbol}", tags=["market data"])
+async def klines_seed000(
+    ctx: Ctx, symbol: str, interval: IntervalQ = None, limit: LimitQ = None
+) -> Response:
+    """The most recent candles, oldest first, the open one included (seed 000 dialect)."""
+    return await _klines(ctx, symbol, interval, limit)
+
+
+@router.get("/api/v1/klines/{symbol}", tags=["market data"])
+async def klines_v1(
+    ctx: Ctx,
+    symbol: str,
+    interval: IntervalQ = None,
+    limit: LimitQ = None,
+    start: Annotated[
+        str | None,
+        Query(alias="from", description="First open time: epoch ms or ISO 8601 (inclusive)."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(alias="to", description="Last open time: epoch ms or ISO 8601 (inclusive)."),
+    ] = None,
+) -> Response:
+    """Candles, oldest first. With ``from``: the first ``limit`` from it; otherwise the last
+    ``limit`` up to ``to`` (default: now, the open candle included). Intervals without trades
+    are flat candles at the previous close with zero volume."""
+    return await _klines(ctx, symbol, interval, limit, start, end)

@@ -1,0 +1,145 @@
+"""WebSocket routes: live trades and live candles.
+
+Close codes (with a human-readable reason):
+
+* 1013 the server holds ``MAX_CONNECTIONS`` connections; retry later
+* 4404 unknown symbol or interval
+* 4400 a bad query parameter
+* 4008 the client read too slowly and fell too far behind its trade stream
+* 1001 the server is shutting down
+"""
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from memetrade.api.context import AppContext
+from memetrade.api.streams import kline_message, kline_topic, trade_topic
+from memetrade.domain.candles import CandleUpdate
+from memetrade.domain.errors import DomainError
+from memetrade.domain.intervals import parse_interval
+from memetrade.services.hub import Subscriber, TooSlow
+
+__all__ = ["CLOSE_BAD_REQUEST", "CLOSE_NOT_FOUND", "CLOSE_TOO_SLOW", "router"]
+
+router = APIRouter()
+
+CLOSE_NOT_FOUND = 4404
+CLOSE_BAD_REQUEST = 4400
+CLOSE_TOO_SLOW = 4008
+CLOSE_AT_CAPACITY = 1013
+
+
+def _ctx(websocket: WebSocket) -> AppContext:
+    ctx = websocket.app.state.ctx
+    assert isinstance(ctx, AppContext)
+    return ctx
+
+
+async def _drain_client(websocket: WebSocket) -> None:
+    # Clients have nothing to say on these streams; reading notices when they leave.
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+
+async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
+    while True:
+        for message in await subscriber.next_batch():
+            await websocket.send_text(message)
+
+
+async def _serve(websocket: WebSocket, topic: str, first: list[str]) -> None:
+    ctx = _ctx(websocket)
+    subscriber = ctx.hub.connect()
+    await websocket.accept()
+    if subscriber is None:
+        await websocket.close(
+            CLOSE_AT_CAPACITY, f"server at capacity ({ctx.hub.max_connections} connections)"
+        )
+        return
+    try:
+        ctx.hub.subscribe(subscriber, topic)
+        for message in first:
+            await websocket.send_text(message)
+        reader = asyncio.create_task(_drain_client(websocket))
+        writer = asyncio.create_task(_pump(websocket, subscriber))
+        done, pending = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            error = task.exception()
+            if isinstance(error, TooSlow):
+                await _close(websocket, CLOSE_TOO_SLOW, f"too slow: {error}")
+            elif error is not None and not isinstance(error, WebSocketDisconnect | OSError):
+                raise error
+    except (WebSocketDisconnect, OSError):
+        pass
+    finally:
+        ctx.hub.disconnect(subscriber)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.application_state != WebSocketState.DISCONNECTED:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await websocket.close(code, reason)
+
+
+async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    await websocket.accept()
+    await _close(websocket, code, reason)
+
+
+async def _trades(websocket: WebSocket, symbol: str) -> None:
+    ctx = _ctx(websocket)
+    try:
+        spec = ctx.market.spec(symbol.upper())
+    except DomainError as exc:
+        await _refuse(websocket, CLOSE_NOT_FOUND, exc.message)
+        return
+    await _serve(websocket, trade_topic(spec.name), [])
+
+
+@router.websocket("/ws/transactions/{symbol}")
+async def ws_transactions(websocket: WebSocket, symbol: str) -> None:
+    """Live trades of ``symbol`` (seed 001)."""
+    await _trades(websocket, symbol)
+
+
+@router.websocket("/ws/klines/{symbol}/{interval}")
+async def ws_klines(websocket: WebSocket, symbol: str, interval: str) -> None:
+    """Live candle updates: the open candle on every change, and a final ``closed`` update
+    when each interval ends. ``?closed_only=1`` sends closed candles only."""
+    ctx = _ctx(websocket)
+    try:
+        spec = ctx.market.spec(symbol.upper())
+        iv = parse_interval(interval)
+    except DomainError as exc:
+        await _refuse(websocket, CLOSE_NOT_FOUND, exc.message)
+        return
+    flag = websocket.query_params.get("closed_only", "0")
+    if flag not in ("0", "1", "true", "false"):
+        await _refuse(websocket, CLOSE_BAD_REQUEST, "closed_only must be 1 or 0")
+        return
+    closed_only = flag in ("1", "true")
+    first: list[str] = []
+    book = ctx.market.books[spec.name]
+    if not closed_only:
+        # The current state, so a client has the open candle before its first change.
+        open_t = book.open_time(iv)
+        current = book.candles(iv, open_t, open_t) if open_t >= 0 else []
+        if current:
+            update = CandleUpdate(spec.name, iv, current[0], False, book.seq(iv))
+            first.append(kline_message(spec, update))
+    await _serve(websocket, kline_topic(spec.name, iv, closed_only), first)
+
+
+@router.websocket("/ws/{symbol}")
+async def ws_trades(websocket: WebSocket, symbol: str) -> None:
+    """Live trades of ``symbol`` (seed 000)."""
+    await _trades(websocket, symbol)

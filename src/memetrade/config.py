@@ -1,0 +1,210 @@
+"""Settings: one frozen object, read once at start-up from CLI options and the environment.
+
+Every setting is both an environment variable and a CLI option (``PORT`` / ``--port``); a CLI
+option wins over the environment, which wins over the default. This is the only module that
+reads the environment. A bad value raises ``ConfigError`` with one line naming the setting.
+"""
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memetrade.domain.candles import CandleRules
+from memetrade.domain.symbols import SymbolSpec, parse_symbol_spec
+
+__all__ = ["SETTINGS", "ConfigError", "Setting", "Settings", "load_settings"]
+
+
+class ConfigError(Exception):
+    """A setting has an invalid value; the message is one line fit for a terminal."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str
+    port: int
+    symbols: tuple[SymbolSpec, ...]
+    mock_data: bool
+    mock_data_interval_ms: int
+    mock_seed: int
+    backfill: bool
+    max_connections: int
+    history_limit: int
+    max_trade_age_s: int
+    database_url: str
+    ingest_token: str | None
+    log_level: str
+
+    @property
+    def rules(self) -> CandleRules:
+        return CandleRules(
+            max_trade_age_ms=self.max_trade_age_s * 1000, history_limit=self.history_limit
+        )
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file ``DATABASE_URL`` names (``sqlite:///relative`` or ``sqlite:////abs``)."""
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+
+def _int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{text!r} is not 1/0 (or true/false)")
+
+
+def _symbols(text: str) -> tuple[SymbolSpec, ...]:
+    specs = tuple(parse_symbol_spec(part) for part in text.split(",") if part.strip())
+    if not specs:
+        raise ValueError("at least one symbol is required")
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError("a symbol is listed twice")
+    return specs
+
+
+def _database_url(text: str) -> str:
+    if not text.startswith("sqlite:///") or text == "sqlite:///":
+        raise ValueError("expected sqlite:///path/to/file.db (a relative path after three slashes)")
+    return text
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in ("critical", "error", "warning", "info", "debug"):
+        raise ValueError(f"{text!r} is not one of critical, error, warning, info, debug")
+    return level
+
+
+def _token(text: str) -> str | None:
+    if not text:
+        return None
+    if len(text) < 16:
+        raise ValueError("must be at least 16 characters (or empty to disable ingest)")
+    return text
+
+
+def _host(text: str) -> str:
+    if not text or any(c.isspace() for c in text):
+        raise ValueError(f"{text!r} is not a host name or address")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    env: str
+    field: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def option(self) -> str:
+        return "--" + self.env.lower().replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("HOST", "host", "127.0.0.1", _host, "Address to listen on."),
+    Setting("PORT", "port", "3000", _int(0, 65535), "TCP port to listen on (0: any free port)."),
+    Setting(
+        "SYMBOLS",
+        "symbols",
+        "PEPE,DOGE,SHIB,FLOKI",
+        _symbols,
+        "Comma-separated symbols; each NAME (preset or defaults) or NAME:tick:lot[:price].",
+    ),
+    Setting("MOCK_DATA", "mock_data", "1", _flag, "1: run the mock trade generator; 0: off."),
+    Setting(
+        "MOCK_DATA_INTERVAL",
+        "mock_data_interval_ms",
+        "100",
+        _int(1, 60_000),
+        "Milliseconds between generated trade ticks.",
+    ),
+    Setting("MOCK_SEED", "mock_seed", "42", _int(0, 2**63), "Seed of the mock generator."),
+    Setting(
+        "BACKFILL",
+        "backfill",
+        "1",
+        _flag,
+        "1: with MOCK_DATA, fill an empty database with generated history at first start.",
+    ),
+    Setting(
+        "MAX_CONNECTIONS",
+        "max_connections",
+        "10000",
+        _int(1, 1_000_000),
+        "Maximum concurrent WebSocket connections.",
+    ),
+    Setting(
+        "HISTORY_LIMIT",
+        "history_limit",
+        "1000",
+        _int(1, 1_000_000),
+        "Candles kept in memory per symbol and interval; older ones come from storage.",
+    ),
+    Setting(
+        "MAX_TRADE_AGE",
+        "max_trade_age_s",
+        "300",
+        _int(0, 86_400),
+        "Seconds a trade may be late and still revise its candles; older ones are refused.",
+    ),
+    Setting(
+        "DATABASE_URL",
+        "database_url",
+        "sqlite:///data/memetrade.db",
+        _database_url,
+        "Where trades and candles are stored.",
+    ),
+    Setting(
+        "INGEST_TOKEN",
+        "ingest_token",
+        "",
+        _token,
+        "Bearer token required by POST /internal/trades (empty: ingest disabled).",
+    ),
+    Setting("LOG_LEVEL", "log_level", "info", _log_level, "critical, error, warning, info, debug."),
+)
+
+
+def load_settings(
+    options: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from CLI ``options`` (keyed by env name, None = not given), then the
+    environment, then defaults. Raise ``ConfigError`` on the first invalid value."""
+    options = options or {}
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        given = options.get(setting.env)
+        source, text = (
+            (setting.option, given)
+            if given is not None
+            else (setting.env, environ[setting.env])
+            if setting.env in environ
+            else ("default of " + setting.env, setting.default)
+        )
+        try:
+            values[setting.field] = setting.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"invalid {source}={text!r}: {exc}") from None
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""Asyncio orchestration: market data, the mock generator, backfill, fan-out hub."""
