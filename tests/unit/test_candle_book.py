@@ -218,6 +218,29 @@ def test_replays_are_duplicates_in_the_open_second_and_after_it_ended() -> None:
     assert feed.book.candles(ONE_M, S - S % 60_000, S)[0].trades == 1
 
 
+def test_a_reused_id_is_a_duplicate_whatever_second_its_timestamp_names() -> None:
+    feed = Feed()
+    feed.trade("a", S + 1_500, 10)
+    for ts in (S + 500, S + 1_700, S + 3_000):  # late, same second, and a later second
+        other, _ = trade_pair("a", ts, 99)
+        assert feed.book.apply(other, S + 1_500) is False
+    assert feed.drain()[("1s", S + 1_000)][0].trades == 1
+    assert feed.book.candles(ONE_S, S, S + 3_000)[0].trades == 1  # S + 500: no new candle
+    assert feed.book.open_time(ONE_S) == S + 1_000
+
+
+def test_ids_are_forgotten_once_their_candles_leave_the_late_window() -> None:
+    rules = CandleRules(max_trade_age_ms=2_000, max_trade_ahead_ms=0, history_limit=1)
+    book = CandleBook(SPEC.name, rules)
+    first, _ = trade_pair("a", S, 10)
+    assert book.apply(first, S)
+    later, _ = trade_pair("b", S + 30_000, 10)
+    assert book.apply(later, S + 30_000)
+    book.advance(S + 60_000)
+    again, _ = trade_pair("a", S + 60_000, 11)
+    assert book.apply(again, S + 60_000) is True
+
+
 def test_a_restored_book_takes_late_trades_into_its_last_second_once() -> None:
     feed = Feed()
     feed.trade("a", S + 100, 10)

@@ -1,10 +1,11 @@
 """What the API's routes reach: the services, built by ``memetrade.bootstrap``."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from memetrade.api.metrics import Metrics
+from memetrade.api.response_cache import ResponseCache
 from memetrade.config import Settings
 from memetrade.ports import TradeStore
 from memetrade.services.hub import Hub
@@ -20,6 +21,7 @@ class AppContext:
     hub: Hub
     store: TradeStore
     metrics: Metrics
+    klines_cache: ResponseCache = field(default_factory=ResponseCache)
 
 
 def context(request: Request) -> AppContext:

@@ -101,11 +101,18 @@ async def _klines(
     first, last = _time("from", start), _time("to", end)
     if first is not None and last is not None and first > last:
         raise ApiError(400, "invalid_range", "from must not be after to")
-    candles, seq = await market.klines(spec.name, iv, count, first, last)
-    open_t = market.books[spec.name].open_time(iv)
-    ctx.metrics.candles_served.inc(len(candles))
-    data = ",".join(candle_json(spec, iv, c, c.open_time < open_t) for c in candles)
-    return _json(f'{{"symbol":"{spec.name}","interval":"{iv.name}","seq":{seq},"data":[{data}]}}')
+    key = (spec.name, iv.name, count, first, last)
+    book = market.books[spec.name]
+    cached = ctx.klines_cache.get(key, book.seq(iv))
+    if cached is None:
+        candles, seq = await market.klines(spec.name, iv, count, first, last)
+        open_t = book.open_time(iv)
+        data = ",".join(candle_json(spec, iv, c, c.open_time < open_t) for c in candles)
+        body = f'{{"symbol":"{spec.name}","interval":"{iv.name}","seq":{seq},"data":[{data}]}}'
+        cached = body.encode(), len(candles)
+        ctx.klines_cache.put(key, seq, *cached)
+    ctx.metrics.candles_served.inc(cached[1])
+    return _json(cached[0])
 
 
 _SYMBOL_DOC = "Symbol, e.g. PEPE (case-insensitive)."

@@ -11,8 +11,9 @@ Design, and why:
   every coarser interval that contains it, so they stay the merge of their seconds.
 * Open and close are decided by the trade order key ``(ts, id)``, never by arrival order, so a
   candle is the same whatever order its trades arrive in.
-* Trade ids are remembered per 1s bar; 1s bars are kept at least as long as a trade may be late,
-  so a replayed trade is always recognised.
+* Trade ids are remembered in one set for as long as a trade may be late (each 1s bar lists
+  its ids, and they are forgotten when the bar leaves memory), so a replayed trade is always
+  recognised, whatever timestamp it comes back with.
 * Bars are stored sparsely: an interval with no trades has no bar. It is materialised on read
   as a flat candle at the previous close with zero volume.
 
@@ -31,7 +32,8 @@ __all__ = ["CandleBook"]
 
 
 class _Bar:
-    """A mutable candle under construction. ``ids`` is kept on 1s bars only."""
+    """A mutable candle under construction. ``ids`` (the trade ids, for forgetting them when the
+    bar leaves memory) is kept on 1s bars only."""
 
     __slots__ = (
         "close",
@@ -48,7 +50,7 @@ class _Bar:
         "volume",
     )
 
-    def __init__(self, trade: Trade, ids: set[str] | None) -> None:
+    def __init__(self, trade: Trade, ids: list[str] | None) -> None:
         price = trade.price
         self.open = self.high = self.low = self.close = price
         self.volume = trade.amount
@@ -138,18 +140,20 @@ class _Level:
     def memory_start(self) -> int:
         return self.open_t - (self.retention - 1) * self.interval.ms
 
-    def prune(self) -> None:
+    def prune(self) -> list[_Bar]:
         # Insertion order is time order (``_apply_late`` re-sorts when it opens an older bar),
         # so the oldest bar is always first. A bar left behind out of order would outlive
         # newer pruned bars and lend its stale close to empty candles read after them.
         threshold = self.memory_start
         bars = self.bars
+        removed = []
         while bars:
             oldest = next(iter(bars))
             # The newest bar always stays: it carries the close an empty candle is flat at.
             if oldest >= threshold or oldest == self.newest_t:
                 break
-            del bars[oldest]
+            removed.append(bars.pop(oldest))
+        return removed
 
     def close_before(self, t: int) -> int | None:
         """The close of the latest bar before ``t`` in memory, if any."""
@@ -183,6 +187,8 @@ class CandleBook:
         self._open_s = -1
         self._hot_dirty = False
         self._dirty: dict[tuple[int, int], None] = {}
+        # Ids of every trade young enough to be replayed.
+        self._seen: set[str] = set()
 
     # -- commands ------------------------------------------------------------------------
 
@@ -195,12 +201,13 @@ class CandleBook:
         self.rules.check_time(trade, now)
         ts = trade.ts
         hot = self._hot
+        trade_id = trade.id
+        if trade_id in self._seen:
+            return False
+        self._seen.add(trade_id)
         if hot is not None and ts - ts % 1000 == self._open_s:
-            ids = hot.ids
-            assert ids is not None
-            if trade.id in ids:
-                return False
-            ids.add(trade.id)
+            assert hot.ids is not None
+            hot.ids.append(trade_id)
             hot.add(trade)
             self._hot_dirty = True
             return True
@@ -229,10 +236,11 @@ class CandleBook:
         """Remember ids of stored trades, given as ``(ts, id)``, so replays stay duplicates."""
         for ts, trade_id in trades:
             bar = self._seconds.get(ts - ts % 1000)
-            if bar is not None:
+            if bar is not None and trade_id not in self._seen:
+                self._seen.add(trade_id)
                 if bar.ids is None:
-                    bar.ids = set()
-                bar.ids.add(trade_id)
+                    bar.ids = []
+                bar.ids.append(trade_id)
 
     def drain(self) -> list[CandleUpdate]:
         """Return the updates since the last drain, coarse-to-fine order not guaranteed;
@@ -246,13 +254,18 @@ class CandleBook:
             return []
         self._dirty = {}
         updates = []
+        # Runs of consecutive candles are common (every interval a clock jump closed), so
+        # carry the close along instead of searching memory for each empty one.
+        prev: tuple[int, int, int] | None = None
         for i, t in sorted(dirty):
             level = self._levels[i]
             if t < level.memory_start:
                 continue
-            candle = self._materialize(i, t, None)
+            carried = prev[2] if prev and prev[:2] == (i, t - level.interval.ms) else None
+            candle = self._materialize(i, t, carried)
             if candle is None:
                 continue
+            prev = (i, t, candle.close)
             level.seq += 1
             updates.append(
                 CandleUpdate(self.symbol, level.interval, candle, t < level.open_t, level.seq)
@@ -317,7 +330,7 @@ class CandleBook:
         return self._apply_late(trade, second)
 
     def _new_hot(self, trade: Trade, second: int) -> None:
-        self._hot = bar = _Bar(trade, {trade.id})
+        self._hot = bar = _Bar(trade, [trade.id])
         self._seconds[second] = bar
         self._levels[0].newest_t = max(self._levels[0].newest_t, second)
         self._hot_dirty = True
@@ -325,18 +338,13 @@ class CandleBook:
     def _apply_late(self, trade: Trade, second: int) -> bool:
         seconds = self._levels[0]
         if second < seconds.memory_start:
+            self._seen.discard(trade.id)
             raise TradeTooOld(f"trade {trade.id} is older than the candles kept in memory")
-        bar = self._seconds.get(second)
-        if bar is not None:
-            if bar.ids is None:
-                bar.ids = set()
-            elif trade.id in bar.ids:
-                return False
         for i, level in enumerate(self._levels):
             t = second - second % level.interval.ms
             bar = level.bars.get(t)
             if bar is None:
-                level.bars[t] = _Bar(trade, {trade.id} if i == 0 else None)
+                level.bars[t] = _Bar(trade, [trade.id] if i == 0 else None)
                 if t < level.newest_t:
                     # Rare (a late trade in an empty interval): restore time order in place,
                     # which ``prune`` relies on; in place because ``_seconds`` aliases it.
@@ -347,8 +355,9 @@ class CandleBook:
                 closes_changed = True
             else:
                 if i == 0:
-                    assert bar.ids is not None
-                    bar.ids.add(trade.id)
+                    if bar.ids is None:
+                        bar.ids = []
+                    bar.ids.append(trade.id)
                 closes_changed = bar.add(trade)
             self._dirty[(i, t)] = None
             if closes_changed and t < level.open_t:
@@ -392,7 +401,9 @@ class CandleBook:
             for t in range(first, new_open + 1, step):
                 self._dirty[(i, t)] = None
             level.open_t = new_open
-            level.prune()
+            for bar in level.prune():
+                if bar.ids:
+                    self._seen.difference_update(bar.ids)
 
     def _materialize(self, i: int, t: int, prev_close: int | None) -> Candle | None:
         level = self._levels[i]

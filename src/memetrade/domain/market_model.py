@@ -77,7 +77,7 @@ class MarketParams:
     activity_coupling: float = 0.7
     anchor_halflife_days: float = 7.0
     half_spread: float = 1.0e-4
-    flow_sensitivity: float = 1.2
+    flow_sensitivity: float = 2.0
     flow_persistence: float = 0.5
     median_notional: float = 40.0
     notional_sigma: float = 1.2
@@ -186,6 +186,11 @@ class MarketModel:
     def last_price(self) -> int | None:
         """Price (ticks) of the last trade produced, or None before the first."""
         return self._last_price
+
+    @property
+    def next_start_ms(self) -> int | None:
+        """The earliest start of the next window (the end of the last), or None before any."""
+        return self._end_ms
 
     def mid_price(self) -> int:
         """The current mid price in ticks (at least 1), as of the last trade or window."""

@@ -20,6 +20,7 @@ Design, and why:
   the aggregation of the stored trades.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -46,7 +47,7 @@ _SPARE_HOURS = 5
 
 def backfill_rate(age_ms: int) -> float:
     """Mean generated trades per second at ``age_ms`` before now."""
-    return PEAK_RATE * (RECENT_S / max(age_ms / 1000.0, RECENT_S)) ** DECAY
+    return PEAK_RATE * math.pow(RECENT_S / max(age_ms / 1000.0, RECENT_S), DECAY)
 
 
 async def backfill(
@@ -56,8 +57,8 @@ async def backfill(
     return the number of trades written.
 
     The history starts a few hours more than ``DEPTH`` before the current hour, so each
-    interval has at least ``DEPTH`` candles. The last trade is at most about a second before ``now_ms``,
-    and none is after it. Afterwards each model continues from ``now_ms``.
+    interval has at least ``DEPTH`` candles. The last trade is at most about a second before
+    ``now_ms``, and none is after it. Afterwards each model continues from ``now_ms``.
     """
     start_ms = now_ms - now_ms % _HOUR_MS - (DEPTH + _SPARE_HOURS) * _HOUR_MS
     replay_rules = replace(rules, max_trade_age_ms=0, max_trade_ahead_ms=0, history_limit=1)
@@ -73,7 +74,7 @@ async def backfill(
 
 def _generate(model: MarketModel, start_ms: int, now_ms: int) -> list[Trade]:
     trades: list[Trade] = []
-    t = start_ms
+    t = max(start_ms, model.next_start_ms or start_ms)  # A used model continues where it is.
     end = now_ms - 1  # Leaves the last millisecond for a final trade "now", if needed.
     while t < end:
         age = now_ms - t
@@ -82,7 +83,7 @@ def _generate(model: MarketModel, start_ms: int, now_ms: int) -> list[Trade]:
         stop = min(t + length, end)
         trades += model.trades_between(t, stop, backfill_rate(now_ms - (t + stop) // 2))
         t = stop
-    if not trades or trades[-1].ts < now_ms - 1_000:
+    if t <= end and (not trades or trades[-1].ts < now_ms - 1_000):
         # Quiet last second: one more order, so the chart's last price is current.
         trades += model.trades_at(now_ms - 1)
     return trades

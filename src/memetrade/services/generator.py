@@ -68,7 +68,11 @@ async def run_generator(
         window_start = max(window_start, now - MAX_CATCH_UP_MS)
         trades: list[Trade] = []
         for model in models:
-            trades.extend(model.trades_between(window_start, now, intensity))
+            # A model may already stand later than our window (a backfill "up to now" by a
+            # clock that then stepped back): its window starts where it stands.
+            start = max(window_start, model.next_start_ms or window_start)
+            if start < now:
+                trades.extend(model.trades_between(start, now, intensity))
         window_start = now
         if trades:
             # Stable: each model's trades stay in their (ts, id) order.

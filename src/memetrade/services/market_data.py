@@ -21,11 +21,16 @@ from memetrade.domain.trades import Trade
 from memetrade.ports import Clock, TradeStore
 from memetrade.services.writer import GroupCommitWriter
 
-__all__ = ["MAX_KLINES", "IngestResult", "Listener", "MarketData", "Rejection"]
+__all__ = ["CLOSE_DELAY_MS", "MAX_KLINES", "IngestResult", "Listener", "MarketData", "Rejection"]
 
 log = logging.getLogger(__name__)
 
 MAX_KLINES = 1000
+# A candle whose interval ended with no later trade yet is closed by the clock this long after
+# its end, so trades stamped just before the boundary but still in flight (a generator tick,
+# a feed's latency) land in it before it is announced as closed rather than revising it after.
+# A trade stamped after the boundary closes it at once.
+CLOSE_DELAY_MS = 250
 
 
 class Listener(Protocol):
@@ -163,8 +168,9 @@ class MarketData:
         return stored
 
     async def tick(self) -> None:
-        """Move every book to the current time, closing ended candles, and announce them."""
-        now = self._clock.now_ms()
+        """Move every book to the current time less ``CLOSE_DELAY_MS``, closing the candles
+        that ended, and announce them."""
+        now = self._clock.now_ms() - CLOSE_DELAY_MS
         updates: list[CandleUpdate] = []
         for book in self.books.values():
             book.advance(now)
@@ -174,10 +180,10 @@ class MarketData:
             self._announce((), updates)
 
     async def run_clock(self) -> None:
-        """Tick just after every second boundary, so closes are announced within ms."""
+        """Tick ``CLOSE_DELAY_MS`` after every second boundary."""
         while True:
-            now = self._clock.now_ms()
-            await asyncio.sleep((1000 - now % 1000 + 5) / 1000)
+            now = self._clock.now_ms() - CLOSE_DELAY_MS
+            await asyncio.sleep((1000 - now % 1000 + 1) / 1000)
             await self.tick()
 
     def _announce(self, trades: Sequence[Trade], updates: Sequence[CandleUpdate]) -> None:

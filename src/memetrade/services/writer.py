@@ -66,7 +66,8 @@ class GroupCommitWriter:
         await asyncio.shield(batch.done)
 
     async def run(self) -> None:
-        """Commit batches until cancelled; on cancellation, commit what is waiting first."""
+        """Commit batches until cancelled (then commit what is waiting first) or until a
+        write fails (then raise ``StorageError``; later submissions fail too)."""
         try:
             while True:
                 await self._wake.wait()
@@ -88,6 +89,11 @@ class GroupCommitWriter:
             batch.done.set_exception(error)
             # Nobody may be waiting (all cancelled); retrieve so it is not logged as lost.
             batch.done.exception()
+            # Memory now holds state that is not on disk: stop, so the owner shuts the
+            # service down and a restart recovers from what storage has.
+            if error is exc:
+                raise
+            raise error from exc
         else:
             self.commits += 1
             batch.done.set_result(None)
