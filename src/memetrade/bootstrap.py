@@ -1,10 +1,15 @@
-"""The composition root: the one place that picks adapters from settings and wires them."""
+"""The composition root: the one place that picks adapters from settings, wires them, and owns
+the process's life (start-up, background tasks, serving, shutdown)."""
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
+import uvicorn
 from fastapi import FastAPI
 
 from memetrade.adapters.clock import SystemClock
@@ -15,77 +20,142 @@ from memetrade.api.metrics import Metrics
 from memetrade.api.streams import HubPublisher
 from memetrade.config import Settings
 from memetrade.domain.market_model import MarketModel
-from memetrade.ports import Clock
+from memetrade.ports import Clock, StorageError
 from memetrade.services.backfill import backfill
 from memetrade.services.generator import run_generator
 from memetrade.services.hub import Hub
 from memetrade.services.market_data import MarketData
 from memetrade.services.writer import GroupCommitWriter
 
-__all__ = ["build_app"]
+__all__ = ["Service", "StartupError"]
 
 log = logging.getLogger("memetrade")
 
 
-def build_app(
-    settings: Settings,
-    on_fatal: Callable[[BaseException], None],
-    clock: Clock | None = None,
-) -> FastAPI:
-    """Wire the service for ``settings``. ``on_fatal`` is called when a background task dies
-    (storage failed, say): the process must then stop, and a restart recovers from storage."""
-    clock = clock or SystemClock()
-    store = SqliteStore(settings.sqlite_path)
-    writer = GroupCommitWriter(store)
-    market = MarketData(settings.symbols, settings.rules, store, writer, clock)
-    hub = Hub(settings.max_connections)
-    market.add_listener(HubPublisher(hub, market.specs))
-    metrics = Metrics(lambda: market.trades_ingested, lambda: hub.connections)
-    ctx = AppContext(settings, market, hub, store, metrics)
+class StartupError(Exception):
+    """The service cannot start; the message is one line fit for a terminal."""
+
+
+class Service:
+    """Everything one ``memetrade serve`` process runs, wired from ``settings``.
+
+    ``app`` is the ASGI application; ``serve`` runs it until SIGINT/SIGTERM or until a
+    background task fails (storage died, say), then shuts down cleanly, committing what is
+    waiting. After such a failure the process must exit: a restart recovers from storage.
+    """
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock = clock or SystemClock()
+        self.store = SqliteStore(settings.sqlite_path)
+        self.writer = GroupCommitWriter(self.store)
+        self.market = MarketData(settings.symbols, settings.rules, self.store, self.writer, clock)
+        self.hub = Hub(settings.max_connections)
+        self.market.add_listener(HubPublisher(self.hub, self.market.specs))
+        metrics = Metrics(lambda: self.market.trades_ingested, lambda: self.hub.connections)
+        ctx = AppContext(settings, self.market, self.hub, self.store, metrics)
+        self.app = create_app(ctx, self._lifespan)
+        self._models = [
+            MarketModel(spec, settings.mock_seed + i) for i, spec in enumerate(settings.symbols)
+        ]
+        self._server: _Server | None = None
+        self._failure: BaseException | None = None
+        self._on_ready: Callable[[], None] = lambda: None
+
+    async def serve(self, announce: Callable[[str], None]) -> int:
+        """Listen, restore state, serve until told to stop; return the exit status.
+
+        ``announce`` receives one line once the service is ready. Raise ``StartupError`` when
+        the port cannot be bound or storage cannot be opened.
+        """
+        settings = self.settings
+        try:
+            sock = socket.create_server((settings.host, settings.port), backlog=4096)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+            ) from None
+        try:
+            await self._open_storage()
+            host, port = sock.getsockname()[:2]
+            self._on_ready = lambda: announce(
+                f"memetrade listening on http://{host}:{port} (docs: /docs)"
+            )
+            self._server = _Server(
+                uvicorn.Config(
+                    self.app,
+                    log_level=settings.log_level,
+                    access_log=False,
+                    ws_ping_interval=20,
+                    ws_ping_timeout=20,
+                    ws_max_size=64 * 1024,
+                    timeout_graceful_shutdown=5,
+                )
+            )
+            await self._server.serve(sockets=[sock])
+        finally:
+            sock.close()
+            await self.store.close()
+        return 1 if self._failure is not None else 0
+
+    async def _open_storage(self) -> None:
+        settings = self.settings
+        try:
+            await self.store.open(settings.symbols)
+            if settings.mock_data and settings.backfill:
+                # Only symbols without any stored trade get history.
+                written = await backfill(
+                    self.store, self._models, settings.rules, self.clock.now_ms()
+                )
+                if written:
+                    log.info("backfilled %d generated trades of history", written)
+            await self.market.restore()
+        except StorageError as exc:
+            await self.store.close()
+            raise StartupError(f"storage: {exc}") from None
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await store.open(settings.symbols)
-        writer_task = asyncio.create_task(writer.run(), name="writer")
-        writer_task.add_done_callback(_watch(on_fatal))
-        sources: list[asyncio.Task[None]] = []
+    async def _lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        writer = asyncio.create_task(self.writer.run(), name="writer")
+        writer.add_done_callback(self._watch)
+        sources = [asyncio.create_task(self.market.run_clock(), name="clock")]
+        if self.settings.mock_data:
+            generator = run_generator(
+                self._models, self.settings.mock_data_interval_ms, self.clock, self.market.ingest
+            )
+            sources.append(asyncio.create_task(generator, name="generator"))
+        for task in sources:
+            task.add_done_callback(self._watch)
+        self._on_ready()
         try:
-            models = [
-                MarketModel(spec, settings.mock_seed + i) for i, spec in enumerate(settings.symbols)
-            ]
-            if settings.mock_data and settings.backfill and await store.trade_count() == 0:
-                written = await backfill(store, models, settings.rules, clock.now_ms())
-                log.info("backfilled %d generated trades of history", written)
-            await market.restore()
-            sources.append(asyncio.create_task(market.run_clock(), name="clock"))
-            if settings.mock_data:
-                sources.append(
-                    asyncio.create_task(
-                        run_generator(
-                            models, settings.mock_data_interval_ms, clock, market.ingest
-                        ),
-                        name="generator",
-                    )
-                )
-            for task in sources:
-                task.add_done_callback(_watch(on_fatal))
             yield
         finally:
             # Sources first, then the writer, which commits whatever is still waiting.
             for task in sources:
                 task.cancel()
             await asyncio.gather(*sources, return_exceptions=True)
-            writer_task.cancel()
-            await asyncio.gather(writer_task, return_exceptions=True)
-            await store.close()
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
 
-    return create_app(ctx, lifespan)
+    def _watch(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or (error := task.exception()) is None:
+            return
+        log.critical("background task %s failed, shutting down: %r", task.get_name(), error)
+        self._failure = error
+        if self._server is not None:
+            self._server.should_exit = True
 
 
-def _watch(on_fatal: Callable[[BaseException], None]) -> Callable[[asyncio.Task[None]], None]:
-    def done(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.critical("background task %s failed: %r", task.get_name(), error)
-            on_fatal(error)
-
-    return done
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # SIGINT/SIGTERM shut down gracefully (committing what is waiting) and the process
+        # then exits normally; uvicorn's own handling re-raises the signal afterwards.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)

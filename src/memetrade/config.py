@@ -115,6 +115,7 @@ class Setting:
     default: str
     parse: Callable[[str], Any]
     help: str
+    aliases: tuple[str, ...] = ()
 
     @property
     def option(self) -> str:
@@ -139,7 +140,9 @@ SETTINGS: tuple[Setting, ...] = (
         _int(1, 60_000),
         "Milliseconds between generated trade ticks.",
     ),
-    Setting("MOCK_SEED", "mock_seed", "42", _int(0, 2**63), "Seed of the mock generator."),
+    Setting(
+        "MOCK_SEED", "mock_seed", "42", _int(0, 2**63), "Seed of the mock generator.", ("--seed",)
+    ),
     Setting(
         "BACKFILL",
         "backfill",

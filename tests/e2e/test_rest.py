@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TOKEN, Server, start_server
+from conftest import Server
+from http_helpers import AUTH, assert_error, make_client, running
 
 INTERVALS = {"1s": 1_000, "1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
 SYMBOLS = (
@@ -35,7 +36,8 @@ CANDLE_FIELDS = {
     "close_time",
     "closed",
 }
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# How long after a second boundary the server may still serve the previous second as open.
+CLOCK_LAG_MS = 250
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -74,9 +76,17 @@ def align(ts: int, step: int) -> int:
 
 
 def iso(ts: int) -> str:
-    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ts)).isoformat().replace(
-        "+00:00", "Z"
+    return (
+        (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ts))
+        .isoformat()
+        .replace("+00:00", "Z")
     )
+
+
+def assert_is_current(open_time: int, step: int, before: int) -> None:
+    """``open_time`` is the candle open at some moment of the request that began at ``before``
+    (the server closes candles on a clock tick just after each boundary, so allow its lag)."""
+    assert align(before - CLOCK_LAG_MS, step) <= open_time <= align(now_ms(), step)
 
 
 def reference(trades: Sequence[T], step: int, start: int, end: int) -> list[dict[str, Any]]:
@@ -147,39 +157,13 @@ def ingest_raw(client: httpx.Client, symbol: str, trades: Sequence[T]) -> dict[s
     return answer
 
 
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
-    assert isinstance(error["code"], str)
-    assert error["code"]
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    if code is not None:
-        assert error["code"] == code, error
-
-
-def _no_server_errors(response: httpx.Response) -> None:
-    assert response.status_code < 500, f"{response.request.url} answered {response.status_code}"
-
-
-def make_client(server: Server) -> httpx.Client:
-    """A client that fails the test on any 5xx answer."""
-    return httpx.Client(
-        base_url=server.base_url, timeout=10, event_hooks={"response": [_no_server_errors]}
-    )
-
-
 # -- fixtures ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("rest"), SYMBOLS=SYMBOLS)
-    yield srv
-    alive = srv.process.poll() is None
-    srv.stop()
-    assert alive, "the server died during the tests:\n" + "".join(srv.log)
+    with running(tmp_path_factory.mktemp("rest"), SYMBOLS=SYMBOLS) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -341,7 +325,7 @@ def test_klines_equal_a_decimal_reference_at_every_interval(
     assert data, body
     # From the first trade's candle up to the open candle of now, and nothing before.
     assert data[0]["timestamp"] == first_open
-    assert align(before, step) <= data[-1]["timestamp"] <= align(now_ms(), step)
+    assert_is_current(data[-1]["timestamp"], step, before)
     expected = reference(testa.trades, step, first_open, data[-1]["timestamp"])
     assert without_closed(data) == expected
 
@@ -415,7 +399,7 @@ def test_klines_limit_defaults_to_100(client: httpx.Client) -> None:
         before = now_ms()
         data = klines(client, "TESTC", dialect, interval="1s")["data"]
         assert len(data) == 100, dialect
-        assert align(before, 1_000) <= data[-1]["timestamp"] <= align(now_ms(), 1_000)
+        assert_is_current(data[-1]["timestamp"], 1_000, before)
         assert data[-1]["closed"] is False
         assert len(klines(client, "TESTC", dialect, interval="1s", limit=150)["data"]) == 150
     second = align(ts, 1_000)
@@ -433,9 +417,10 @@ def test_klines_from_and_to_in_epoch_milliseconds(client: httpx.Client, testa: I
     both = klines(client, "TESTA", interval="1s", **{"from": base, "to": base + 3_000})
     assert without_closed(both["data"]) == expected
     # ``to`` inside a candle includes that candle; ``from`` inside one starts at the next.
-    assert klines(client, "TESTA", interval="1s", **{"from": base, "to": base + 3_500})[
-        "data"
-    ] == both["data"]
+    assert (
+        klines(client, "TESTA", interval="1s", **{"from": base, "to": base + 3_500})["data"]
+        == both["data"]
+    )
     later = klines(client, "TESTA", interval="1s", **{"from": base - 999, "to": base + 3_000})
     assert later["data"] == both["data"]
     # ``from`` alone: the first ``limit`` candles from it; ``to`` alone: the last up to it.
@@ -459,9 +444,7 @@ def test_klines_from_and_to_in_epoch_milliseconds(client: httpx.Client, testa: I
         ),
     ],
 )
-def test_klines_from_and_to_in_iso_8601(
-    client: httpx.Client, testa: Ingested, render: Any
-) -> None:
+def test_klines_from_and_to_in_iso_8601(client: httpx.Client, testa: Ingested, render: Any) -> None:
     base = testa.base
     by_ms = klines(client, "TESTA", interval="1s", **{"from": base, "to": base + 3_000})
     by_iso = klines(
@@ -490,9 +473,10 @@ def test_open_candle_is_not_closed_and_ended_ones_are(
     client: httpx.Client, testa: Ingested
 ) -> None:
     for interval, step in INTERVALS.items():
+        before = now_ms()
         data = klines(client, "TESTA", interval=interval, limit=1000)["data"]
+        assert_is_current(data[-1]["timestamp"], step, before)
         assert data[-1]["closed"] is False, interval
-        assert data[-1]["close_time"] >= now_ms() - 1_000 or step == 1_000
         assert all(candle["closed"] is True for candle in data[:-1]), interval
 
 
@@ -611,31 +595,28 @@ def test_unknown_route_and_wrong_method_answer_json_errors(client: httpx.Client)
 def test_history_older_than_memory_is_served_from_storage_unchanged(tmp_path: Path) -> None:
     # Memory keeps max(HISTORY_LIMIT, late window + 2) one-second candles: with
     # MAX_TRADE_AGE=1 and 5 s allowed ahead that is 8, so the wait below stays short.
-    srv = start_server(tmp_path, SYMBOLS="HIST:0.01:0.1", HISTORY_LIMIT="5", MAX_TRADE_AGE="1")
-    try:
-        with make_client(srv) as client:
-            start = now_ms() - 500
-            trades = [
-                t(f"h-{k}{suffix}", start + k * 1_000 + offset, price, amount)
-                for k in range(6)
-                for suffix, offset, price, amount in (
-                    ("a", 0, f"{10 + k}.00", "1.0"),
-                    ("b", 300, f"{10 + k}.{5 * k}0", "0.2"),
-                )
-            ]
-            assert ingest_raw(client, "HIST", trades)["accepted"] == 12
-            first, last = align(start, 1_000), align(start + 5_300, 1_000)
-            assert last - first == 5_000  # six one-second candles
-            window = {"interval": "1s", "from": first, "to": last}
-            from_memory = without_closed(klines(client, "HIST", **window)["data"])
-            assert from_memory == reference(trades, 1_000, first, last)
+    with (
+        running(tmp_path, SYMBOLS="HIST:0.01:0.1", HISTORY_LIMIT="5", MAX_TRADE_AGE="1") as srv,
+        make_client(srv) as client,
+    ):
+        start = now_ms() - 600
+        trades = []
+        for k in range(6):
+            ts = start + k * 1_000
+            later = ts + (999 - ts % 1_000) // 3  # same second, a little later
+            trades.append(t(f"h-{k}a", ts, f"{10 + k}.00", "1.0"))
+            trades.append(t(f"h-{k}b", later, f"{10 + k}.{k}5", "0.2", "Sell"))
+        assert ingest_raw(client, "HIST", trades)["accepted"] == 12
+        first, last = align(start, 1_000), align(start + 5_000, 1_000)
+        assert last - first == 5_000  # six one-second candles
+        window = {"interval": "1s", "from": first, "to": last}
+        from_memory = without_closed(klines(client, "HIST", **window)["data"])
+        assert from_memory == reference(trades, 1_000, first, last)
 
-            # Wait until the two oldest seconds have left memory (8 candles kept).
-            time.sleep(max(0.0, (first + 9_300 - now_ms()) / 1000))
-            served = klines(client, "HIST", **window)["data"]
-            assert without_closed(served) == from_memory
-            assert all(candle["closed"] for candle in served)
-            recent = klines(client, "HIST", interval="1s", limit=1000)["data"]
-            assert without_closed(recent[: len(from_memory)]) == from_memory
-    finally:
-        srv.stop()
+        # Wait until the two oldest seconds have left memory (8 candles kept).
+        time.sleep(max(0.0, (first + 9_300 - now_ms()) / 1000))
+        served = klines(client, "HIST", **window)["data"]
+        assert without_closed(served) == from_memory
+        assert all(candle["closed"] for candle in served)
+        recent = klines(client, "HIST", interval="1s", limit=1000)["data"]
+        assert without_closed(recent[: len(from_memory)]) == from_memory

@@ -96,7 +96,7 @@ async def _klines(
 ) -> Response:
     market = ctx.market
     spec = market.spec(symbol.upper())
-    iv = parse_interval(interval or "1m")
+    iv = parse_interval("1m" if interval is None else interval)  # "interval=" is an error
     count = _limit(limit, 100)
     first, last = _time("from", start), _time("to", end)
     if first is not None and last is not None and first > last:

@@ -139,6 +139,11 @@ class MarketData:
                 result.rejected.append(Rejection(index, exc.code, exc.message))
                 continue
             result.duplicates += 1
+        for book in touched.values():
+            # A symbol's first trade may lie in an earlier second; the clock task does not
+            # move a book before its first trade, so without this its open candle would trail
+            # the clock (an ended second served as open) until the next tick.
+            book.advance(now)
         updates = [update for book in touched.values() for update in book.drain()]
         await self._writer.submit(accepted, updates)
         result.accepted = len(accepted)
