@@ -26,6 +26,7 @@ class Server:
     ws_url: str
     data_dir: Path
     log: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=10)
@@ -36,9 +37,15 @@ class Server:
         )
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the process, wait for it, and close its stderr once fully read."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout=20)
+        status = self.process.wait(timeout=20)
+        if self.reader is not None:
+            self.reader.join(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return status
 
 
 def start_server(data_dir: Path, **env: str) -> Server:
@@ -72,8 +79,11 @@ def start_server(data_dir: Path, **env: str) -> Server:
         process.wait(timeout=10)
         raise RuntimeError("server did not start:\n" + "".join(log))
     # Keep reading stderr so the child never blocks on a full pipe.
-    threading.Thread(target=lambda: log.extend(process.stderr or ()), daemon=True).start()
-    return Server(process, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", data_dir, log)
+    reader = threading.Thread(target=lambda: log.extend(process.stderr or ()), daemon=True)
+    reader.start()
+    return Server(
+        process, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", data_dir, log, reader
+    )
 
 
 @pytest.fixture

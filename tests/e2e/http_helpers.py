@@ -1,6 +1,5 @@
 """Helpers shared by the REST and ingest end-to-end tests (test_rest.py, test_ingest.py)."""
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,25 +14,14 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @contextmanager
 def running(data_dir: Path, **env: str) -> Iterator[Server]:
-    """A server for the ``with`` block; on exit it is stopped, asserted to have stayed alive
-    and served no unhandled exception, and its stderr pipe is closed.
-
-    ``Server.stop`` leaves the pipe open, and with warnings as errors the ResourceWarning of
-    the collected ``Popen`` would fail some later, unrelated test. The pipe is closed only
-    once the thread reading it has seen end of file, so that thread never reads a closed file.
-    """
-    before = set(threading.enumerate())
+    """A server for the ``with`` block; on exit it is stopped and asserted to have stayed
+    alive and logged no unhandled exception."""
     srv = start_server(data_dir, **env)
-    readers = [thread for thread in threading.enumerate() if thread not in before]
     try:
         yield srv
         assert srv.process.poll() is None, "the server died:\n" + "".join(srv.log)
     finally:
         srv.stop()
-        for thread in readers:
-            thread.join(timeout=10)
-        if srv.process.stderr is not None:
-            srv.process.stderr.close()
     log = "".join(srv.log)
     assert "Traceback" not in log, log
 

@@ -20,10 +20,7 @@ from conftest import Server
 from http_helpers import AUTH, assert_error, make_client, running
 
 INTERVALS = {"1s": 1_000, "1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
-SYMBOLS = (
-    "PEPE,DOGE,SHIB,FLOKI,"
-    "TESTA:0.01:0.1,TESTB:0.01:0.1,TESTC:0.01:0.1,TESTD:0.01:0.1,TESTE:0.01:0.1"
-)
+SYMBOLS = "PEPE,DOGE,SHIB,FLOKI,TESTA:0.01:0.1,TESTB:0.01:0.1,TESTC:0.01:0.1,TESTD:0.01:0.1"
 CANDLE_FIELDS = {
     "timestamp",
     "open",
@@ -36,15 +33,16 @@ CANDLE_FIELDS = {
     "close_time",
     "closed",
 }
-# How long after a second boundary the server may still serve the previous second as open.
-CLOCK_LAG_MS = 250
+# How long after a second boundary the server may still serve the previous second as open:
+# its clock closes candles 250 ms after they end (CLOSE_DELAY_MS), plus scheduling.
+CLOCK_LAG_MS = 600
 
 
 # -- helpers -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class T:
+class RefTrade:
     """A trade as the test knows it: exact ``Decimal`` values, ``ts`` in epoch ms."""
 
     id: str
@@ -63,8 +61,10 @@ class T:
         )
 
 
-def t(trade_id: str, ts: int, price: str, amount: str, side: str = "Buy", iso: bool = False) -> T:
-    return T(trade_id, ts, Decimal(price), Decimal(amount), side, iso)
+def t(
+    trade_id: str, ts: int, price: str, amount: str, side: str = "Buy", iso: bool = False
+) -> RefTrade:
+    return RefTrade(trade_id, ts, Decimal(price), Decimal(amount), side, iso)
 
 
 def now_ms() -> int:
@@ -89,12 +89,12 @@ def assert_is_current(open_time: int, step: int, before: int) -> None:
     assert align(before - CLOCK_LAG_MS, step) <= open_time <= align(now_ms(), step)
 
 
-def reference(trades: Sequence[T], step: int, start: int, end: int) -> list[dict[str, Any]]:
+def reference(trades: Sequence[RefTrade], step: int, start: int, end: int) -> list[dict[str, Any]]:
     """Every candle opening in ``[start, end]``, computed naively in ``Decimal``: group by
     open time, order by ``(ts, id)``, sum; empty intervals flat at the previous close; nothing
     before the first trade. Without ``closed``, which depends on the time of the request."""
     unique = {trade.id: trade for trade in reversed(trades)}  # the first of an id wins
-    groups: dict[int, list[T]] = {}
+    groups: dict[int, list[RefTrade]] = {}
     for trade in unique.values():
         groups.setdefault(align(trade.ts, step), []).append(trade)
     out: list[dict[str, Any]] = []
@@ -137,7 +137,7 @@ def exact(response: httpx.Response) -> Any:
     return json.loads(response.text, parse_float=Decimal)
 
 
-def klines(client: httpx.Client, symbol: str, dialect: str = "v1", **params: Any) -> Any:
+def klines(client: httpx.Client, symbol: str, dialect: str = "v1", /, **params: Any) -> Any:
     prefix = "/api/v1/klines" if dialect == "v1" else "/api/klines"
     response = client.get(f"{prefix}/{symbol}", params=params)
     assert response.status_code == 200, response.text
@@ -145,7 +145,7 @@ def klines(client: httpx.Client, symbol: str, dialect: str = "v1", **params: Any
     return exact(response)
 
 
-def ingest_raw(client: httpx.Client, symbol: str, trades: Sequence[T]) -> dict[str, Any]:
+def ingest_raw(client: httpx.Client, symbol: str, trades: Sequence[RefTrade]) -> dict[str, Any]:
     body = "[" + ",".join(trade.wire(symbol) for trade in trades) + "]"
     response = client.post(
         "/internal/trades",
@@ -175,7 +175,7 @@ def client(rest_server: Server) -> Iterator[httpx.Client]:
 @dataclass(frozen=True)
 class Ingested:
     base: int  # open time of the second of the first trade
-    trades: tuple[T, ...]
+    trades: tuple[RefTrade, ...]
 
 
 @pytest.fixture(scope="module")
@@ -268,9 +268,9 @@ def test_openapi_lists_every_rest_route(client: httpx.Client) -> None:
     for path, method in expected.items():
         assert method in paths.get(path, {}), path
     v1_params = {p["name"] for p in paths["/api/v1/klines/{symbol}"]["get"]["parameters"]}
-    assert v1_params == {"symbol", "interval", "limit", "from", "to"}
+    assert {"symbol", "interval", "limit", "from", "to"} <= v1_params
     seed_params = {p["name"] for p in paths["/api/klines/{symbol}"]["get"]["parameters"]}
-    assert seed_params == {"symbol", "interval", "limit"}
+    assert {"symbol", "interval", "limit"} <= seed_params
 
 
 def test_openapi_documents_the_ingest_request_body(client: httpx.Client) -> None:
@@ -613,10 +613,43 @@ def test_history_older_than_memory_is_served_from_storage_unchanged(tmp_path: Pa
         from_memory = without_closed(klines(client, "HIST", **window)["data"])
         assert from_memory == reference(trades, 1_000, first, last)
 
-        # Wait until the two oldest seconds have left memory (8 candles kept).
-        time.sleep(max(0.0, (first + 9_300 - now_ms()) / 1000))
+        # Wait until the two oldest seconds have left memory (8 candles kept; the clock
+        # moves the book on CLOCK_LAG_MS at most after each second boundary).
+        time.sleep(max(0.0, (first + 9_000 + CLOCK_LAG_MS - now_ms()) / 1000))
         served = klines(client, "HIST", **window)["data"]
         assert without_closed(served) == from_memory
         assert all(candle["closed"] for candle in served)
         recent = klines(client, "HIST", interval="1s", limit=1000)["data"]
         assert without_closed(recent[: len(from_memory)]) == from_memory
+
+
+# -- the mock market ---------------------------------------------------------------------
+
+
+def test_mock_data_backfills_every_interval_and_keeps_trading(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with (
+        running(tmp_path, MOCK_DATA="1", MOCK_DATA_INTERVAL="20") as srv,
+        make_client(srv) as client,
+    ):
+        # The service listens once backfill is done: an empty database has real depth fast.
+        assert time.monotonic() - started < 15
+        for symbol in ("PEPE", "DOGE", "SHIB", "FLOKI"):
+            for interval in INTERVALS:
+                data = klines(client, symbol, interval=interval, limit=1000)["data"]
+                assert len(data) >= 300, (symbol, interval, len(data))
+                assert sum(candle["trades"] for candle in data) > 0, (symbol, interval)
+                assert data[-1]["closed"] is False
+
+        # Live trades keep arriving: the open 1s candle's trade count grows.
+        seen: dict[int, int] = {}
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            (candle,) = klines(client, "PEPE", interval="1s", limit=1)["data"]
+            opened, count = candle["timestamp"], candle["trades"]
+            if count > seen.get(opened, count):
+                break
+            seen[opened] = count
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"the open 1s candle never grew: {seen}")

@@ -142,8 +142,9 @@ class MarketData:
         for book in touched.values():
             # A symbol's first trade may lie in an earlier second; the clock task does not
             # move a book before its first trade, so without this its open candle would trail
-            # the clock (an ended second served as open) until the next tick.
-            book.advance(now)
+            # the clock (an ended second served as open) until the next tick. Same delay as
+            # the tick, so trades still in flight for the previous second are not cut off.
+            book.advance(now - CLOSE_DELAY_MS)
         updates = [update for book in touched.values() for update in book.drain()]
         await self._writer.submit(accepted, updates)
         result.accepted = len(accepted)
