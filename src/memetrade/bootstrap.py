@@ -13,14 +13,16 @@ import uvicorn
 from fastapi import FastAPI
 
 from memetrade.adapters.clock import SystemClock
-from memetrade.adapters.storage.sqlite import SqliteStore
+from memetrade.adapters.storage import store_from_url
 from memetrade.api.app import create_app
 from memetrade.api.context import AppContext
+from memetrade.api.market_streams import AnalyticsPublisher
 from memetrade.api.metrics import Metrics
 from memetrade.api.streams import HubPublisher
 from memetrade.config import Settings
 from memetrade.domain.market_model import MarketModel
 from memetrade.ports import Clock, StorageError
+from memetrade.services.analytics import MarketAnalytics
 from memetrade.services.backfill import backfill
 from memetrade.services.generator import run_generator
 from memetrade.services.hub import Hub
@@ -47,13 +49,18 @@ class Service:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock = clock or SystemClock()
-        self.store = SqliteStore(settings.sqlite_path)
+        # DATABASE_URL picks the backend: SQLite (the embedded default) or PostgreSQL.
+        self.store = store_from_url(settings.database_url)
         self.writer = GroupCommitWriter(self.store)
         self.market = MarketData(settings.symbols, settings.rules, self.store, self.writer, clock)
         self.hub = Hub(settings.max_connections)
         self.market.add_listener(HubPublisher(self.hub, self.market.specs))
+        self.analytics = MarketAnalytics(self.market)
+        self.market.add_listener(self.analytics)
+        self.analytics_publisher = AnalyticsPublisher(self.hub, self.analytics, self.market.specs)
+        self.analytics.add_sink(self.analytics_publisher)
         metrics = Metrics(lambda: self.market.trades_ingested, lambda: self.hub.connections)
-        ctx = AppContext(settings, self.market, self.hub, self.store, metrics)
+        ctx = AppContext(settings, self.market, self.hub, self.store, metrics, self.analytics)
         self.app = create_app(ctx, self._lifespan)
         self._models = [
             MarketModel(spec, settings.mock_seed + i) for i, spec in enumerate(settings.symbols)
@@ -110,6 +117,7 @@ class Service:
                 if written:
                     log.info("backfilled %d generated trades of history", written)
             await self.market.restore()
+            await self.analytics.restore()
         except StorageError as exc:
             await self.store.close()
             raise StartupError(f"storage: {exc}") from None
@@ -118,7 +126,10 @@ class Service:
     async def _lifespan(self, _: FastAPI) -> AsyncIterator[None]:
         writer = asyncio.create_task(self.writer.run(), name="writer")
         writer.add_done_callback(self._watch)
-        sources = [asyncio.create_task(self.market.run_clock(), name="clock")]
+        sources = [
+            asyncio.create_task(self.market.run_clock(), name="clock"),
+            asyncio.create_task(self.analytics_publisher.run(), name="snapshots"),
+        ]
         if self.settings.mock_data:
             generator = run_generator(
                 self._models, self.settings.mock_data_interval_ms, self.clock, self.market.ingest

@@ -8,8 +8,8 @@ reads the environment. A bad value raises ``ConfigError`` with one line naming t
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from memetrade.domain.candles import CandleRules
 from memetrade.domain.symbols import SymbolSpec, parse_symbol_spec
@@ -42,11 +42,6 @@ class Settings:
         return CandleRules(
             max_trade_age_ms=self.max_trade_age_s * 1000, history_limit=self.history_limit
         )
-
-    @property
-    def sqlite_path(self) -> Path:
-        """The SQLite file ``DATABASE_URL`` names (``sqlite:///relative`` or ``sqlite:////abs``)."""
-        return Path(self.database_url.removeprefix("sqlite:///"))
 
 
 def _int(low: int, high: int) -> Callable[[str], int]:
@@ -82,9 +77,19 @@ def _symbols(text: str) -> tuple[SymbolSpec, ...]:
 
 
 def _database_url(text: str) -> str:
-    if not text.startswith("sqlite:///") or text == "sqlite:///":
-        raise ValueError("expected sqlite:///path/to/file.db (a relative path after three slashes)")
-    return text
+    if text.startswith("sqlite:///") and text != "sqlite:///":
+        return text
+    if text.startswith(("postgresql://", "postgres://")):
+        # A malformed port fails here; libpq parses the rest when the store opens.
+        try:
+            urlsplit(text).port  # noqa: B018 - evaluated for the ValueError it raises.
+        except ValueError:
+            raise ValueError("the port is not a number from 0 to 65535") from None
+        return text
+    raise ValueError(
+        "expected sqlite:///path/to/file.db (a relative path after three slashes)"
+        " or postgresql://user@host:port/dbname"
+    )
 
 
 def _log_level(text: str) -> str:
@@ -176,7 +181,7 @@ SETTINGS: tuple[Setting, ...] = (
         "database_url",
         "sqlite:///data/memetrade.db",
         _database_url,
-        "Where trades and candles are stored.",
+        "Where trades and candles are stored: sqlite:///FILE or postgresql://USER@HOST/DB.",
     ),
     Setting(
         "INGEST_TOKEN",

@@ -1,7 +1,7 @@
 """Fixtures of the contract suites: each store test runs once per backend in ``STORE_BACKENDS``
 (see ``store_backends.py`` to add one)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,10 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(params=STORE_BACKENDS)
-def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
-    return make_backend(request.param, tmp_path)
+def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreBackend]:
+    backend = make_backend(request.param, tmp_path)
+    yield backend
+    backend.drop()
 
 
 @pytest.fixture

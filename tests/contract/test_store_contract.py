@@ -254,6 +254,23 @@ async def test_changed_symbol_steps_are_refused(store_backend: StoreBackend) -> 
         await again.open([SymbolSpec("WIF", 4, 2)])
 
 
+async def test_stores_opening_a_fresh_database_at_once_all_succeed(
+    store_backend: StoreBackend,
+) -> None:
+    # As when several processes start together: the schema is created once, the others wait.
+    stores = [store_backend.make() for _ in range(4)]
+    try:
+        async with anyio.create_task_group() as tasks:
+            for opening in stores:
+                tasks.start_soon(opening.open, SYMBOLS)
+        await stores[0].write([trade("1", T0)], [])
+        for other in stores[1:]:
+            assert await other.existing_ids("PEPE", ["1"]) == {"1"}
+    finally:
+        for opened in stores:
+            await opened.close()
+
+
 async def test_reads_during_writes_see_whole_batches(store: TradeStore) -> None:
     batch, batches = 2_000, 20
     seen: list[int] = []

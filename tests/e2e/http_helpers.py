@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from conftest import TOKEN, Server, start_server
+from e2e_server import TOKEN, Server, start_server
 
 __all__ = ["AUTH", "assert_error", "make_client", "running"]
 

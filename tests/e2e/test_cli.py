@@ -105,7 +105,8 @@ def test_console_script_is_installed_and_works(tmp_path: Path) -> None:
         ("HISTORY_LIMIT", "0"),
         ("MAX_TRADE_AGE", "-5"),
         ("LOG_LEVEL", "loud"),
-        ("DATABASE_URL", "postgres://x"),
+        ("DATABASE_URL", "mysql://x/db"),
+        ("DATABASE_URL", "postgresql://host:port/db"),
         ("INGEST_TOKEN", "short"),
     ],
 )

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TOKEN, Server
+from e2e_server import TOKEN, Server
 from http_helpers import AUTH, assert_error, make_client, running
 
 SYMBOLS = "PEPE,DOGE,INGA:0.01:0.1"

@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import RedirectResponse
 
 from memetrade import __version__
-from memetrade.api import ingest, rest, ws
+from memetrade.api import indicators, ingest, rest, tickers, ws, ws_market
 from memetrade.api.context import AppContext
 from memetrade.api.errors import install_error_handlers
 from memetrade.api.metrics import MetricsMiddleware
@@ -22,7 +22,9 @@ DESCRIPTION = """Real-time OHLCV candles and trade streams for meme tokens.
 
 Every error answers `{"error": {"code", "message"}}` with a stable `code`.
 WebSocket routes (not listed by OpenAPI): `/ws/{symbol}` and `/ws/transactions/{symbol}`
-stream trades; `/ws/klines/{symbol}/{interval}[?closed_only=1]` streams candle updates.
+stream trades; `/ws/klines/{symbol}/{interval}[?closed_only=1][&indicators=sma20,rsi14]` streams
+candle updates (with indicator values); `/ws[?interval=1m]` streams price, SMA-20 and BUY/SELL
+snapshots of every symbol and signal events.
 """
 
 
@@ -40,6 +42,9 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(rest.router)
     app.include_router(ingest.router)
     app.include_router(ws.router)
+    app.include_router(tickers.router)
+    app.include_router(indicators.router)
+    app.include_router(ws_market.router)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
 
     @app.get("/", include_in_schema=False)

@@ -8,6 +8,7 @@ from memetrade.api.metrics import Metrics
 from memetrade.api.response_cache import ResponseCache
 from memetrade.config import Settings
 from memetrade.ports import TradeStore
+from memetrade.services.analytics import MarketAnalytics
 from memetrade.services.hub import Hub
 from memetrade.services.market_data import MarketData
 
@@ -21,6 +22,7 @@ class AppContext:
     hub: Hub
     store: TradeStore
     metrics: Metrics
+    analytics: MarketAnalytics
     klines_cache: ResponseCache = field(default_factory=ResponseCache)
 
 

@@ -37,10 +37,19 @@ class HubPublisher:
 
     def on_trades(self, trades: Sequence[Trade]) -> None:
         hub = self._hub
+        # One publication per topic: the hub never splits it, so a big ingest batch reaches
+        # clients that keep up even when it is larger than their backlog limit.
+        by_topic: dict[str, list[str]] = {}
         for trade in trades:
             topic = trade_topic(trade.symbol)
-            if hub.has_subscribers(topic):
-                hub.publish(topic, trade_json(self._specs[trade.symbol], trade))
+            messages = by_topic.get(topic)
+            if messages is None:
+                if not hub.has_subscribers(topic):
+                    continue
+                messages = by_topic[topic] = []
+            messages.append(trade_json(self._specs[trade.symbol], trade))
+        for topic, messages in by_topic.items():
+            hub.publish_many(topic, messages)
 
     def on_candles(self, updates: Sequence[CandleUpdate]) -> None:
         hub = self._hub

@@ -6,7 +6,7 @@ Close codes (with a human-readable reason):
 * 4404 unknown symbol or interval
 * 4400 a bad query parameter
 * 4008 the client read too slowly and fell too far behind its trade stream
-* 1001 the server is shutting down
+* 1012 the server is shutting down or restarting (sent by uvicorn on SIGTERM/SIGINT)
 """
 
 import asyncio
@@ -16,6 +16,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from memetrade.api.context import AppContext
+from memetrade.api.market_streams import parse_indicator_list, serve_klines_with_indicators
 from memetrade.api.streams import kline_message, kline_topic, trade_topic
 from memetrade.domain.candles import CandleUpdate
 from memetrade.domain.errors import DomainError
@@ -30,6 +31,8 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
 CLOSE_TOO_SLOW = 4008
 CLOSE_AT_CAPACITY = 1013
+# How long a close may wait for the client to read what is queued before it.
+CLOSE_TIMEOUT_S = 10.0
 
 
 def _ctx(websocket: WebSocket) -> AppContext:
@@ -68,10 +71,21 @@ async def _serve(websocket: WebSocket, topic: str, first: list[str]) -> None:
             await websocket.send_text(message)
         reader = asyncio.create_task(_drain_client(websocket))
         writer = asyncio.create_task(_pump(websocket, subscriber))
-        done, pending = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
+        # The pump may be stuck in a send for as long as the client does not read: watch the
+        # backlog separately, so such a client is cut off (and its place freed) when it
+        # overflows, not whenever it reads again.
+        overflow = asyncio.create_task(subscriber.overflowed())
+        done, pending = await asyncio.wait(
+            (reader, writer, overflow), return_when=asyncio.FIRST_COMPLETED
+        )
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if overflow in done:
+            ctx.hub.disconnect(subscriber)
+            reason = f"too slow: more than {ctx.hub.max_backlog} messages behind"
+            await _close(websocket, CLOSE_TOO_SLOW, reason)
+            return
         for task in done:
             error = task.exception()
             if isinstance(error, TooSlow):
@@ -86,8 +100,12 @@ async def _serve(websocket: WebSocket, topic: str, first: list[str]) -> None:
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     if websocket.application_state != WebSocketState.DISCONNECTED:
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await websocket.close(code, reason)
+        # The close frame queues behind data the client has not read yet; a client that
+        # never reads again must not hold this task forever (the server then drops the TCP
+        # connection once its buffers drain, or at the ping timeout).
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await websocket.close(code, reason)
 
 
 async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
@@ -114,7 +132,8 @@ async def ws_transactions(websocket: WebSocket, symbol: str) -> None:
 @router.websocket("/ws/klines/{symbol}/{interval}")
 async def ws_klines(websocket: WebSocket, symbol: str, interval: str) -> None:
     """Live candle updates: the open candle on every change, and a final ``closed`` update
-    when each interval ends. ``?closed_only=1`` sends closed candles only."""
+    when each interval ends. ``?closed_only=1`` sends closed candles only;
+    ``?indicators=sma20,rsi14`` adds each candle's indicator values."""
     ctx = _ctx(websocket)
     try:
         spec = ctx.market.spec(symbol.upper())
@@ -127,6 +146,15 @@ async def ws_klines(websocket: WebSocket, symbol: str, interval: str) -> None:
         await _refuse(websocket, CLOSE_BAD_REQUEST, "closed_only must be 1 or 0")
         return
     closed_only = flag in ("1", "true")
+    if "indicators" in websocket.query_params:
+        # The same stream with each candle's indicator values (api/market_streams.py).
+        try:
+            wanted = parse_indicator_list(websocket.query_params["indicators"])
+        except DomainError as exc:
+            await _refuse(websocket, CLOSE_BAD_REQUEST, exc.message)
+            return
+        await serve_klines_with_indicators(websocket, ctx, spec, iv, wanted, closed_only, _serve)
+        return
     first: list[str] = []
     book = ctx.market.books[spec.name]
     if not closed_only:

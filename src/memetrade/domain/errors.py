@@ -2,9 +2,11 @@
 
 __all__ = [
     "DomainError",
+    "InvalidIndicator",
     "InvalidTrade",
     "TradeTooNew",
     "TradeTooOld",
+    "UnknownIndicator",
     "UnknownInterval",
     "UnknownSymbol",
 ]
@@ -38,3 +40,13 @@ class TradeTooOld(InvalidTrade):
 
 class TradeTooNew(InvalidTrade):
     code = "trade_too_new"
+
+
+class InvalidIndicator(DomainError):
+    """An indicator parameter is unknown or out of range."""
+
+    code = "invalid_parameter"
+
+
+class UnknownIndicator(InvalidIndicator):
+    code = "unknown_indicator"

@@ -7,15 +7,18 @@ appends to per-subscriber buffers, and each connection drains its own buffer in 
 Two buffer policies, by what the stream carries:
 
 * events (trades): every message matters, so the buffer is a bounded FIFO; a subscriber that
-  falls ``max_backlog`` messages behind is cut off (its connection is closed with a reason)
-  rather than silently skipping trades or growing without bound.
+  still holds ``max_backlog`` messages of earlier publications when a new one comes is cut off
+  (its connection is closed with a reason) rather than silently skipping trades or growing
+  without bound. One publication (the trades of one ingest batch) is never split: a burst larger
+  than ``max_backlog`` reaches a subscriber that keeps up, and a buffer holds at most
+  ``max_backlog`` messages plus one publication (references to strings shared by everyone).
 * state (candles): only the latest state of each candle matters, so pending messages are
   conflated by key (the candle's open time); the buffer holds at most one message per candle.
 """
 
 import asyncio
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 __all__ = ["Hub", "Subscriber", "TooSlow"]
 
@@ -27,24 +30,37 @@ class TooSlow(Exception):
 class Subscriber:
     """One connection's view of the hub: ``next_batch`` waits for messages to send."""
 
-    __slots__ = ("_conflated", "_events", "_max_backlog", "_overflowed", "_ready", "topics")
+    __slots__ = (
+        "_conflated",
+        "_events",
+        "_max_backlog",
+        "_overflow",
+        "_overflowed",
+        "_ready",
+        "topics",
+    )
 
     def __init__(self, max_backlog: int) -> None:
         self._events: deque[str] = deque()
         self._conflated: dict[Hashable, str] = {}
         self._ready = asyncio.Event()
+        self._overflow = asyncio.Event()
         self._max_backlog = max_backlog
         self._overflowed = False
         self.topics: set[str] = set()
 
     def push(self, message: str) -> None:
+        self.push_many((message,))
+
+    def push_many(self, messages: Sequence[str]) -> None:
         if self._overflowed:
             return
         if len(self._events) >= self._max_backlog:
             self._overflowed = True
             self._events.clear()
+            self._overflow.set()
         else:
-            self._events.append(message)
+            self._events.extend(messages)
         self._ready.set()
 
     def push_state(self, key: Hashable, message: str) -> None:
@@ -53,6 +69,12 @@ class Subscriber:
         self._conflated.pop(key, None)
         self._conflated[key] = message
         self._ready.set()
+
+    async def overflowed(self) -> None:
+        """Return once the backlog overflowed. A connection stuck in a send (its peer stopped
+        reading and the socket buffers are full) never gets back to ``next_batch``; this lets
+        it be cut off anyway."""
+        await self._overflow.wait()
 
     async def next_batch(self) -> list[str]:
         """Wait for and take everything pending, oldest first; raise ``TooSlow`` once the
@@ -110,11 +132,15 @@ class Hub:
         return topic in self._topics
 
     def publish(self, topic: str, message: str) -> None:
+        self.publish_many(topic, (message,))
+
+    def publish_many(self, topic: str, messages: Sequence[str]) -> None:
+        """Append ``messages`` (one publication, never split) to every subscriber of ``topic``."""
         subscribers = self._topics.get(topic)
         if subscribers:
             for subscriber in subscribers:
-                subscriber.push(message)
-            self.delivered += len(subscribers)
+                subscriber.push_many(messages)
+            self.delivered += len(subscribers) * len(messages)
 
     def publish_state(self, topic: str, key: Hashable, message: str) -> None:
         subscribers = self._topics.get(topic)

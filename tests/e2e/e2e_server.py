@@ -1,4 +1,4 @@
-"""A real server process on a free port, and clients for it."""
+"""A real ``memetrade serve`` process on a free port, for end-to-end tests."""
 
 import os
 import re
@@ -6,12 +6,10 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 TOKEN = "e2e-secret-token-0123456789"
 _LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")
@@ -84,17 +82,3 @@ def start_server(data_dir: Path, **env: str) -> Server:
     return Server(
         process, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", data_dir, log, reader
     )
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    """A quiet server (no generator): tests control every trade."""
-    srv = start_server(tmp_path)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def client(server: Server) -> Iterator[httpx.Client]:
-    with server.client() as c:
-        yield c
