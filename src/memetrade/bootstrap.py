@@ -78,6 +78,9 @@ class Service:
         settings = self.settings
         try:
             sock = socket.create_server((settings.host, settings.port), backlog=4096)
+            # Accepted connections inherit it: without it, small responses and WebSocket
+            # frames wait on Nagle's algorithm (asyncio sets it only on sockets it creates).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             raise StartupError(
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
@@ -96,6 +99,9 @@ class Service:
                     ws_ping_interval=20,
                     ws_ping_timeout=20,
                     ws_max_size=64 * 1024,
+                    # Compression would deflate each message once per client, defeating
+                    # encode-once fan-out; market data messages are small anyway.
+                    ws_per_message_deflate=False,
                     timeout_graceful_shutdown=5,
                 )
             )

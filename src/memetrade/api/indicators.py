@@ -6,8 +6,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from memetrade.api.analytics_wire import params_json, point_json
+from memetrade.api.context import Ctx
 from memetrade.api.errors import ApiError
-from memetrade.api.rest import Ctx, _limit, _time
+from memetrade.api.rest import _limit, _time
 from memetrade.domain.errors import InvalidIndicator
 from memetrade.domain.indicator_params import INDICATOR_NAMES, make_indicator
 from memetrade.domain.intervals import INTERVALS, parse_interval

@@ -1,12 +1,11 @@
 """REST routes: health, metrics, symbols and candle history in both seed dialects."""
 
-from typing import Annotated
 
 import msgspec
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Request
 from starlette.responses import PlainTextResponse, Response
 
-from memetrade.api.context import AppContext, context
+from memetrade.api.context import AppContext, Ctx
 from memetrade.api.errors import ApiError
 from memetrade.api.wire import candle_json, parse_time
 from memetrade.domain.intervals import INTERVALS, parse_interval
@@ -16,7 +15,6 @@ from memetrade.services.market_data import MAX_KLINES
 __all__ = ["router"]
 
 router = APIRouter()
-Ctx = Annotated[AppContext, Depends(context)]
 
 _INTERVAL_HELP = "One of " + ", ".join(i.name for i in INTERVALS)
 
@@ -115,35 +113,52 @@ async def _klines(
     return _json(cached[0])
 
 
-_SYMBOL_DOC = "Symbol, e.g. PEPE (case-insensitive)."
-IntervalQ = Annotated[str | None, Query(description=_INTERVAL_HELP + " (default 1m).")]
-LimitQ = Annotated[str | None, Query(description=f"Candles, 1..{MAX_KLINES} (default 100).")]
+def _query_docs(*params: tuple[str, str]) -> dict[str, object]:
+    return {
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": description,
+            }
+            for name, description in params
+        ]
+    }
 
 
-@router.get("/api/klines/{symbol}", tags=["market data"])
-async def klines_seed000(
-    ctx: Ctx, symbol: str, interval: IntervalQ = None, limit: LimitQ = None
-) -> Response:
+_INTERVAL_DOC = ("interval", _INTERVAL_HELP + " (default 1m).")
+_LIMIT_DOC = ("limit", f"Candles, 1..{MAX_KLINES} (default 100).")
+_FROM_DOC = ("from", "First open time: epoch ms or ISO 8601 (inclusive).")
+_TO_DOC = ("to", "Last open time: epoch ms or ISO 8601 (inclusive).")
+
+# The klines routes read their query themselves (documented through ``openapi_extra``): they
+# are the hottest routes, and FastAPI's per-parameter validation cost them a fifth of their
+# throughput against a route without parameters.
+
+
+@router.get(
+    "/api/klines/{symbol}",
+    tags=["market data"],
+    openapi_extra=_query_docs(_INTERVAL_DOC, _LIMIT_DOC),
+)
+async def klines_seed000(ctx: Ctx, symbol: str, request: Request) -> Response:
     """The most recent candles, oldest first, the open one included (seed 000 dialect)."""
-    return await _klines(ctx, symbol, interval, limit)
+    query = request.query_params
+    return await _klines(ctx, symbol, query.get("interval"), query.get("limit"))
 
 
-@router.get("/api/v1/klines/{symbol}", tags=["market data"])
-async def klines_v1(
-    ctx: Ctx,
-    symbol: str,
-    interval: IntervalQ = None,
-    limit: LimitQ = None,
-    start: Annotated[
-        str | None,
-        Query(alias="from", description="First open time: epoch ms or ISO 8601 (inclusive)."),
-    ] = None,
-    end: Annotated[
-        str | None,
-        Query(alias="to", description="Last open time: epoch ms or ISO 8601 (inclusive)."),
-    ] = None,
-) -> Response:
+@router.get(
+    "/api/v1/klines/{symbol}",
+    tags=["market data"],
+    openapi_extra=_query_docs(_INTERVAL_DOC, _LIMIT_DOC, _FROM_DOC, _TO_DOC),
+)
+async def klines_v1(ctx: Ctx, symbol: str, request: Request) -> Response:
     """Candles, oldest first. With ``from``: the first ``limit`` from it; otherwise the last
     ``limit`` up to ``to`` (default: now, the open candle included). Intervals without trades
     are flat candles at the previous close with zero volume."""
-    return await _klines(ctx, symbol, interval, limit, start, end)
+    query = request.query_params
+    return await _klines(
+        ctx, symbol, query.get("interval"), query.get("limit"), query.get("from"), query.get("to")
+    )

@@ -7,9 +7,8 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from memetrade.api.analytics_wire import ticker_json
-from memetrade.api.context import AppContext
+from memetrade.api.context import AppContext, Ctx
 from memetrade.api.errors import ApiError
-from memetrade.api.rest import Ctx
 from memetrade.api.wire import trade_json
 from memetrade.domain.intervals import INTERVALS, parse_interval
 

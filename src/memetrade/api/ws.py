@@ -6,6 +6,7 @@ Close codes (with a human-readable reason):
 * 4404 unknown symbol or interval
 * 4400 a bad query parameter
 * 4008 the client read too slowly and fell too far behind its trade stream
+* 1011 the history behind ``?indicators=`` could not be read (storage failed)
 * 1012 the server is shutting down or restarting (sent by uvicorn on SIGTERM/SIGINT)
 """
 
