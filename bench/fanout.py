@@ -182,7 +182,8 @@ def run(opts: Options) -> list[Result]:
                          f"{best['rate']} trades/s)", "/s", best["per_cpu"])  # type: ignore[arg-type]
     held = Measure("clients held by one server", "clients", [float(at10k["opened"])])  # type: ignore[arg-type]
     notes = [
-        f"Clients: {CLIENT_PROCESSES} processes (Python, websockets) sharing the 2 cores with "
+        f"Clients: {CLIENT_PROCESSES} processes (bare asyncio protocols on uvloop) sharing "
+        "the 2 cores with "
         "the server and this producer; rounds of "
         f"{seconds} s. Latency includes the producer's ingest request and fsync'd commit "
         "(trades are announced only once durable).",

@@ -10,7 +10,6 @@ Run: ``python -m bench.rest_server`` with the usual settings in the environment;
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 
@@ -19,7 +18,7 @@ from starlette.responses import Response
 
 from bench.common import raise_fd_limit
 from memetrade.api.context import AppContext, context
-from memetrade.bootstrap import Service
+from memetrade.bootstrap import Service, run
 from memetrade.config import load_settings
 
 __all__ = ["main"]
@@ -47,7 +46,7 @@ def main() -> int:
         return Response(b"", status_code=204)
 
     # The same server, settings and start-up as ``memetrade serve``.
-    return asyncio.run(service.serve(lambda line: print(line, file=sys.stderr, flush=True)))
+    return run(service.serve(lambda line: print(line, file=sys.stderr, flush=True)))
 
 
 if __name__ == "__main__":

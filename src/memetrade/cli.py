@@ -1,6 +1,5 @@
 """The command line: ``memetrade serve``. A thin shell over ``config`` and ``bootstrap``."""
 
-import asyncio
 import logging
 import sys
 from typing import Any
@@ -52,10 +51,10 @@ def serve(**options: str | None) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Imported here so that `--help` and bad settings answer without loading the server.
-    from memetrade.bootstrap import Service, StartupError
+    from memetrade.bootstrap import Service, StartupError, run
 
     try:
-        status = asyncio.run(Service(settings).serve(lambda line: click.echo(line, err=True)))
+        status = run(Service(settings).serve(lambda line: click.echo(line, err=True)))
     except StartupError as exc:
         click.echo(f"memetrade: {exc}", err=True)
         sys.exit(EXIT_CANNOT_START)

@@ -6,7 +6,7 @@ shared by every client that receives it.
 """
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from typing import Annotated
 
 import msgspec
 
@@ -75,6 +75,19 @@ def candle_json(spec: SymbolSpec, interval: Interval, candle: Candle, closed: bo
     )
 
 
+# Prices and amounts are taken as the raw JSON text of the value and parsed straight into
+# integer units: exact (never through a float) and about four times cheaper than decoding a
+# Decimal first, which made up a third of ingest's CPU.
+_Number = Annotated[
+    msgspec.Raw,
+    msgspec.Meta(
+        extra_json_schema={
+            "anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\d*\.?\d*$"}]
+        }
+    ),
+]
+
+
 class TradeIn(msgspec.Struct, forbid_unknown_fields=True):
     """A trade as ``POST /internal/trades`` takes it. Numbers may be JSON numbers (read
     exactly, never through a float) or decimal strings; ``timestamp`` is ISO 8601 text or
@@ -82,10 +95,19 @@ class TradeIn(msgspec.Struct, forbid_unknown_fields=True):
 
     id: str
     symbol: str
-    price: Decimal
-    amount: Decimal
+    price: _Number
+    amount: _Number
     side: str
     timestamp: str | int
+
+
+def _number_text(raw: msgspec.Raw, what: str) -> str:
+    text = bytes(raw)
+    if text.startswith(b'"'):
+        return msgspec.json.decode(text, type=str)
+    if not text or text[0] not in b"-0123456789":
+        raise InvalidTrade(f"{what} must be a number or a decimal string")
+    return text.decode()
 
 
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
@@ -103,4 +125,5 @@ def trade_from_wire(specs: dict[str, SymbolSpec], item: TradeIn) -> Trade:
         ts = parse_time(item.timestamp)
     except (ValueError, OverflowError) as exc:
         raise InvalidTrade(f"timestamp: {exc}") from None
-    return make_trade(spec, item.id, item.price, item.amount, side, ts)
+    price, amount = _number_text(item.price, "price"), _number_text(item.amount, "amount")
+    return make_trade(spec, item.id, price, amount, side, ts)

@@ -15,10 +15,12 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
+from uvicorn.protocols.utils import ClientDisconnected
 
 from memetrade.api.context import AppContext
 from memetrade.api.market_streams import parse_indicator_list, serve_klines_with_indicators
 from memetrade.api.streams import kline_message, kline_topic, trade_topic
+from memetrade.api.ws_protocol import DIRECT_SEND, DirectSend
 from memetrade.domain.candles import CandleUpdate
 from memetrade.domain.errors import DomainError
 from memetrade.domain.intervals import parse_interval
@@ -51,10 +53,13 @@ async def _drain_client(websocket: WebSocket) -> None:
                 return
 
 
-async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
+async def _pump(websocket: WebSocket, subscriber: Subscriber, direct: DirectSend | None) -> None:
     while True:
-        for message in await subscriber.next_batch():
-            await websocket.send_text(message)
+        for text, frame in await subscriber.next_batch():
+            if direct is not None:
+                await direct.write(frame)
+            else:
+                await websocket.send_text(text)
 
 
 async def _serve(websocket: WebSocket, topic: str, first: list[str]) -> None:
@@ -70,8 +75,12 @@ async def _serve(websocket: WebSocket, topic: str, first: list[str]) -> None:
         ctx.hub.subscribe(subscriber, topic)
         for message in first:
             await websocket.send_text(message)
+        # Only now: what was published meanwhile is queued, and goes out after ``first``.
+        direct: DirectSend | None = websocket.scope["extensions"].get(DIRECT_SEND)
+        if direct is not None:
+            subscriber.enable_direct(direct.try_write)
         reader = asyncio.create_task(_drain_client(websocket))
-        writer = asyncio.create_task(_pump(websocket, subscriber))
+        writer = asyncio.create_task(_pump(websocket, subscriber, direct))
         # The pump may be stuck in a send for as long as the client does not read: watch the
         # backlog separately, so such a client is cut off (and its place freed) when it
         # overflows, not whenever it reads again.
@@ -91,9 +100,11 @@ async def _serve(websocket: WebSocket, topic: str, first: list[str]) -> None:
             error = task.exception()
             if isinstance(error, TooSlow):
                 await _close(websocket, CLOSE_TOO_SLOW, f"too slow: {error}")
-            elif error is not None and not isinstance(error, WebSocketDisconnect | OSError):
+            elif error is not None and not isinstance(
+                error, WebSocketDisconnect | ClientDisconnected | OSError
+            ):
                 raise error
-    except (WebSocketDisconnect, OSError):
+    except (WebSocketDisconnect, ClientDisconnected, OSError):
         pass
     finally:
         ctx.hub.disconnect(subscriber)

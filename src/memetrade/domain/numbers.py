@@ -19,6 +19,10 @@ def parse_units(value: str | int | Decimal, decimals: int, what: str) -> int:
     Raise ``ValueError`` with a readable reason when the value is not a finite number or is not
     a whole number of units (``what`` names the quantity in that message).
     """
+    if isinstance(value, str) and decimals >= 0:
+        plain = _plain_units(value, decimals)
+        if plain is not None:
+            return plain
     try:
         number = value if isinstance(value, Decimal) else Decimal(value)
     except (InvalidOperation, ValueError, TypeError):
@@ -43,6 +47,31 @@ def parse_units(value: str | int | Decimal, decimals: int, what: str) -> int:
     else:
         units = coefficient // 10**-shift
     return -units if sign else units
+
+
+def _plain_units(text: str, decimals: int) -> int | None:
+    """Plain positional text (``"0.000001234"``, ``"1000"``; what clients send nearly always)
+    as units, with string and integer operations only: about a fifth of the Decimal route.
+    None for anything else (signs, exponents, spaces, too many decimals), which then takes
+    the Decimal route and its error messages."""
+    whole, _, frac = text.partition(".")
+    if (
+        len(text) > _MAX_DIGITS
+        or not (whole or frac)
+        or not (whole.isdigit() or not whole)
+        or not (frac.isdigit() or not frac)
+        or not whole.isascii()
+        or not frac.isascii()
+    ):
+        return None
+    frac = frac.rstrip("0")
+    if len(frac) > decimals:
+        return None
+    units: int = int(whole or "0") * 10**decimals
+    if frac:
+        scale: int = 10 ** (decimals - len(frac))
+        units += int(frac) * scale
+    return units
 
 
 def format_units(units: int, decimals: int) -> str:

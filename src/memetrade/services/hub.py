@@ -1,8 +1,11 @@
 """Fan-out of encoded messages to WebSocket subscribers, with bounded memory per client.
 
-Each message is encoded once by the publisher and the same ``str`` is handed to every
-subscriber. A subscriber never blocks the publisher or other subscribers: ``publish`` only
-appends to per-subscriber buffers, and each connection drains its own buffer in its own task.
+Each message is encoded once by the publisher (text) and framed once by the hub (the bytes of
+its WebSocket frame, the same for every client), and that one pair is handed to every
+subscriber. A subscriber never blocks the publisher or other subscribers: a subscriber with
+a direct writer and nothing queued gets the frame written to its socket at once, without
+waiting (the fast path, taken while the client keeps up); otherwise ``publish`` only appends
+to its buffer, and the connection drains that buffer in its own task.
 
 Two buffer policies, by what the stream carries:
 
@@ -18,9 +21,22 @@ Two buffer policies, by what the stream carries:
 
 import asyncio
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
-__all__ = ["Hub", "Subscriber", "TooSlow"]
+from websockets.frames import Frame, Opcode
+
+__all__ = ["Hub", "Message", "Subscriber", "TooSlow", "frame_text"]
+
+Message = tuple[str, bytes]
+"""A message's text and its WebSocket frame."""
+
+DirectWrite = Callable[[bytes], bool]
+"""Writes a frame to a connection now, or returns False when it cannot take it now."""
+
+
+def frame_text(text: str) -> Message:
+    """``text`` with its unmasked, uncompressed WebSocket text frame (what a server sends)."""
+    return text, Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
 
 
 class TooSlow(Exception):
@@ -37,33 +53,52 @@ class Subscriber:
         "_overflow",
         "_overflowed",
         "_ready",
+        "_write",
         "topics",
     )
 
     def __init__(self, max_backlog: int) -> None:
-        self._events: deque[str] = deque()
-        self._conflated: dict[Hashable, str] = {}
+        self._events: deque[Message] = deque()
+        self._conflated: dict[Hashable, Message] = {}
+        self._write: DirectWrite | None = None
         self._ready = asyncio.Event()
         self._overflow = asyncio.Event()
         self._max_backlog = max_backlog
         self._overflowed = False
         self.topics: set[str] = set()
 
-    def push(self, message: str) -> None:
+    def enable_direct(self, write: DirectWrite) -> None:
+        """Let publishers write frames straight to the connection while nothing is queued.
+        Enable it only once the connection has sent anything it must send first."""
+        self._write = write
+
+    def push(self, message: Message) -> None:
         self.push_many((message,))
 
-    def push_many(self, messages: Sequence[str]) -> None:
+    def push_many(self, messages: Sequence[Message]) -> None:
         if self._overflowed:
             return
+        write = self._write
+        if write is not None and not self._events and not self._conflated:
+            for i, (_, frame) in enumerate(messages):
+                if not write(frame):
+                    messages = messages[i:]
+                    break
+            else:
+                return
         if len(self._events) >= self._max_backlog:
             self._overflowed = True
+            self._write = None
             self._events.clear()
             self._overflow.set()
         else:
             self._events.extend(messages)
         self._ready.set()
 
-    def push_state(self, key: Hashable, message: str) -> None:
+    def push_state(self, key: Hashable, message: Message) -> None:
+        write = self._write
+        if write is not None and not self._events and not self._conflated and write(message[1]):
+            return
         # Re-inserting moves the key to the end, so messages keep the order of their latest
         # state: a candle's final update is never sent before an older candle's.
         self._conflated.pop(key, None)
@@ -76,7 +111,7 @@ class Subscriber:
         it be cut off anyway."""
         await self._overflow.wait()
 
-    async def next_batch(self) -> list[str]:
+    async def next_batch(self) -> list[Message]:
         """Wait for and take everything pending, oldest first; raise ``TooSlow`` once the
         backlog overflowed."""
         await self._ready.wait()
@@ -135,16 +170,30 @@ class Hub:
         self.publish_many(topic, (message,))
 
     def publish_many(self, topic: str, messages: Sequence[str]) -> None:
-        """Append ``messages`` (one publication, never split) to every subscriber of ``topic``."""
+        """Send ``messages`` (one publication, never split) to every subscriber of ``topic``."""
         subscribers = self._topics.get(topic)
         if subscribers:
-            for subscriber in subscribers:
-                subscriber.push_many(messages)
+            framed = [frame_text(message) for message in messages]
+            frame = framed[0][1] if len(framed) == 1 else None
+            # A copy: a direct write can end in a disconnect that edits the list.
+            for subscriber in tuple(subscribers):
+                # The fast path of ``push_many`` inlined for the common single message: this
+                # loop runs once per client per trade.
+                write = subscriber._write
+                if (
+                    frame is None
+                    or write is None
+                    or subscriber._events
+                    or subscriber._conflated
+                    or not write(frame)
+                ):
+                    subscriber.push_many(framed)
             self.delivered += len(subscribers) * len(messages)
 
     def publish_state(self, topic: str, key: Hashable, message: str) -> None:
         subscribers = self._topics.get(topic)
         if subscribers:
-            for subscriber in subscribers:
-                subscriber.push_state(key, message)
+            framed = frame_text(message)
+            for subscriber in tuple(subscribers):
+                subscriber.push_state(key, framed)
             self.delivered += len(subscribers)
