@@ -8,10 +8,11 @@ from starlette.responses import Response
 from memetrade.api.analytics_wire import params_json, point_json
 from memetrade.api.context import Ctx
 from memetrade.api.errors import ApiError
-from memetrade.api.rest import _limit, _time
+from memetrade.api.params import limit_param, time_param
 from memetrade.domain.errors import InvalidIndicator
 from memetrade.domain.indicator_params import INDICATOR_NAMES, make_indicator
 from memetrade.domain.intervals import INTERVALS, parse_interval
+from memetrade.services.market_data import MAX_KLINES
 
 __all__ = ["router"]
 
@@ -50,8 +51,8 @@ async def indicators(
     if len(request.query_params.getlist("name")) > 1:
         raise InvalidIndicator("name is given twice")
     indicator = make_indicator(name, params)
-    count = _limit(limit, 100)
-    first, last = _time("from", start), _time("to", end)
+    count = limit_param(limit, 100, MAX_KLINES)
+    first, last = time_param("from", start), time_param("to", end)
     if first is not None and last is not None and first > last:
         raise ApiError(400, "invalid_range", "from must not be after to")
     points = await ctx.analytics.indicator_points(spec.name, iv, indicator, count, first, last)

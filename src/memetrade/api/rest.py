@@ -7,7 +7,8 @@ from starlette.responses import PlainTextResponse, Response
 
 from memetrade.api.context import AppContext, Ctx
 from memetrade.api.errors import ApiError
-from memetrade.api.wire import candle_json, parse_time
+from memetrade.api.params import limit_param, time_param
+from memetrade.api.wire import candle_json
 from memetrade.domain.intervals import INTERVALS, parse_interval
 from memetrade.ports import StorageError
 from memetrade.services.market_data import MAX_KLINES
@@ -60,30 +61,6 @@ async def symbols(ctx: Ctx) -> Response:
     return _json(msgspec.json.encode({"symbols": items}))
 
 
-def _limit(text: str | None, default: int) -> int:
-    if text is None:
-        return default
-    try:
-        limit = int(text)
-    except ValueError:
-        raise ApiError(400, "invalid_limit", f"limit {text!r} is not an integer") from None
-    if not 1 <= limit <= MAX_KLINES:
-        raise ApiError(400, "invalid_limit", f"limit must be 1..{MAX_KLINES}, not {limit}")
-    return limit
-
-
-def _time(name: str, text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        value = parse_time(text)
-    except (ValueError, OverflowError) as exc:
-        raise ApiError(400, "invalid_time", f"{name}: {exc}") from None
-    if not 0 <= value < 2**53:
-        raise ApiError(400, "invalid_time", f"{name} is out of range")
-    return value
-
-
 async def _klines(
     ctx: AppContext,
     symbol: str,
@@ -95,8 +72,8 @@ async def _klines(
     market = ctx.market
     spec = market.spec(symbol.upper())
     iv = parse_interval("1m" if interval is None else interval)  # "interval=" is an error
-    count = _limit(limit, 100)
-    first, last = _time("from", start), _time("to", end)
+    count = limit_param(limit, 100, MAX_KLINES)
+    first, last = time_param("from", start), time_param("to", end)
     if first is not None and last is not None and first > last:
         raise ApiError(400, "invalid_range", "from must not be after to")
     key = (spec.name, iv.name, count, first, last)

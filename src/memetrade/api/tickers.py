@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from memetrade.api.analytics_wire import ticker_json
 from memetrade.api.context import AppContext, Ctx
-from memetrade.api.errors import ApiError
+from memetrade.api.params import limit_param
 from memetrade.api.wire import trade_json
 from memetrade.domain.intervals import INTERVALS, parse_interval
 
@@ -56,18 +56,6 @@ async def tickers(ctx: Ctx, interval: IntervalQ = None) -> Response:
     return _json(f'{{"data":[{items}]}}')
 
 
-def _history_limit(text: str | None) -> int:
-    if text is None:
-        return _DEFAULT_HISTORY
-    try:
-        limit = int(text)
-    except ValueError:
-        raise ApiError(400, "invalid_limit", f"limit {text!r} is not an integer") from None
-    if not 1 <= limit <= MAX_HISTORY:
-        raise ApiError(400, "invalid_limit", f"limit must be 1..{MAX_HISTORY}, not {limit}")
-    return limit
-
-
 @router.get("/api/v1/history/{symbol}", tags=["market data"])
 async def history(
     ctx: Ctx,
@@ -81,7 +69,7 @@ async def history(
     Served from storage, which holds every acknowledged trade (a trade is stored before it
     is streamed), so the answer includes everything any stream has shown."""
     spec = ctx.market.spec(symbol.upper())
-    count = _history_limit(limit)
+    count = limit_param(limit, _DEFAULT_HISTORY, MAX_HISTORY)
     trades = await ctx.store.recent_trades(spec.name, count)
     data = ",".join(trade_json(spec, trade) for trade in trades)
     return _json(f'{{"symbol":"{spec.name}","data":[{data}]}}')
