@@ -50,6 +50,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from memetrade.adapters.storage.rows import candle_rows
 from memetrade.domain.candles import Candle, CandleUpdate
 from memetrade.domain.intervals import Interval
 from memetrade.domain.numbers import format_units
@@ -289,8 +290,8 @@ class PostgresStore:
     async def write(self, trades: Sequence[Trade], candles: Sequence[CandleUpdate]) -> None:
         self._opened()
         trade_rows = _trade_rows(trades)
-        candle_rows = _candle_rows(candles)
-        if not trade_rows and not candle_rows:
+        upserts = candle_rows(candles, int)
+        if not trade_rows and not upserts:
             return
 
         async def run(conn: _Conn) -> None:
@@ -300,9 +301,9 @@ class PostgresStore:
                         for trade_row in trade_rows:
                             await copy.write_row(trade_row)
                     await conn.execute(_INSERT_TRADES)
-                if candle_rows:
+                if upserts:
                     async with conn.cursor().copy(_COPY_CANDLES) as copy:
-                        for candle_row in candle_rows:
+                        for candle_row in upserts:
                             await copy.write_row(candle_row)
                     await conn.execute(_UPSERT_CANDLES)
 
@@ -410,37 +411,6 @@ def _trade_rows(trades: Sequence[Trade]) -> list[tuple[Any, ...]]:
     for t in trades:
         first.setdefault((t.symbol, t.id), t)
     return [(t.symbol, t.id, t.ts, t.price, t.amount, t.side.value) for t in first.values()]
-
-
-def _candle_rows(updates: Sequence[CandleUpdate]) -> list[tuple[Any, ...]]:
-    # Several updates of one candle in a batch: the last is its newest state, and only that one
-    # is written (ON CONFLICT DO UPDATE may not touch a row twice in one statement).
-    latest: dict[tuple[str, str, int], Candle] = {}
-    for update in updates:
-        candle = update.candle
-        if candle.trades > 0:  # Empty candles are not stored; reads materialise them.
-            latest[update.symbol, update.interval.name, candle.open_time] = candle
-    rows: list[tuple[Any, ...]] = []
-    for (symbol, interval, open_time), c in latest.items():
-        if c.first is None or c.last is None:
-            raise StorageError(f"{symbol} {interval} candle at {open_time} has trades but no keys")
-        rows.append(
-            (
-                symbol,
-                interval,
-                open_time,
-                c.open,
-                c.high,
-                c.low,
-                c.close,
-                c.volume,
-                c.quote_volume,
-                c.trades,
-                *c.first,
-                *c.last,
-            )
-        )
-    return rows
 
 
 def _candle(row: tuple[Any, ...]) -> Candle:

@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from memetrade.adapters.storage.rows import candle_rows
 from memetrade.domain.candles import Candle, CandleUpdate
 from memetrade.domain.intervals import Interval
 from memetrade.domain.numbers import format_units
@@ -300,13 +301,13 @@ class SqliteStore:
         def run(conn: sqlite3.Connection) -> None:
             # Rows are built here, on the writer thread, to keep the event loop free.
             trade_rows = [(t.symbol, t.id, t.ts, t.price, t.amount, t.side.value) for t in trades]
-            candle_rows = _candle_rows(candles)
-            if not trade_rows and not candle_rows:
+            upserts = candle_rows(candles, str)
+            if not trade_rows and not upserts:
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(_INSERT_TRADE, trade_rows)
-                conn.executemany(_UPSERT_CANDLE, candle_rows)
+                conn.executemany(_UPSERT_CANDLE, upserts)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -392,37 +393,6 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
-
-
-def _candle_rows(updates: Sequence[CandleUpdate]) -> list[tuple[Any, ...]]:
-    # Several updates of one candle in a batch: the last is its newest state, and only that one
-    # needs writing (the dict keeps the last value per key, in first-seen order).
-    latest: dict[tuple[str, str, int], Candle] = {}
-    for update in updates:
-        candle = update.candle
-        if candle.trades > 0:  # Empty candles are not stored; reads materialise them.
-            latest[update.symbol, update.interval.name, candle.open_time] = candle
-    rows: list[tuple[Any, ...]] = []
-    for (symbol, interval, open_time), c in latest.items():
-        if c.first is None or c.last is None:
-            raise StorageError(f"{symbol} {interval} candle at {open_time} has trades but no keys")
-        rows.append(
-            (
-                symbol,
-                interval,
-                open_time,
-                c.open,
-                c.high,
-                c.low,
-                c.close,
-                str(c.volume),
-                str(c.quote_volume),
-                c.trades,
-                *c.first,
-                *c.last,
-            )
-        )
-    return rows
 
 
 def _candle(row: Any) -> Candle:
