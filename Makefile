@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean chromium web-vendor screenshot
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/memetrade serve
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
@@ -25,3 +25,28 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data
+
+# The browser tests (tests/e2e/test_dashboard.py) drive Debian's Chromium; a fresh machine
+# gets it from apt (Playwright's own browser download is never used).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get) for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The dashboard's charting library, vendored so running memetrade needs no Node.js: refresh
+# the committed standalone build from the npm registry at the pinned version.
+LWC_VERSION := 5.2.1
+WEB_VENDOR := src/memetrade/web/static/vendor
+web-vendor:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	npm pack --silent --pack-destination "$$tmp" lightweight-charts@$(LWC_VERSION) >/dev/null && \
+	tar -xzf "$$tmp"/lightweight-charts-$(LWC_VERSION).tgz -C "$$tmp" && \
+	cp "$$tmp"/package/dist/lightweight-charts.standalone.production.mjs $(WEB_VENDOR)/ && \
+	cp "$$tmp"/package/LICENSE $(WEB_VENDOR)/LICENSE && \
+	{ echo "lightweight-charts $(LWC_VERSION)"; \
+	  (cd $(WEB_VENDOR) && sha256sum lightweight-charts.standalone.production.mjs); } \
+	  > $(WEB_VENDOR)/VERSION && cat $(WEB_VENDOR)/VERSION
+
+# Re-take docs/dashboard.png (and docs/dashboard-phone.png) from a live mock market.
+screenshot: $(STAMP) chromium
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q tests/e2e/test_dashboard.py -k screenshot

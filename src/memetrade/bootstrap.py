@@ -6,30 +6,42 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
 
+from memetrade.adapters.bus import bus_from_url
 from memetrade.adapters.clock import SystemClock
 from memetrade.adapters.storage import store_from_url
 from memetrade.api.app import create_app
 from memetrade.api.context import AppContext
+from memetrade.api.dialect_streams import DialectPublisher
 from memetrade.api.market_streams import AnalyticsPublisher
 from memetrade.api.metrics import Metrics
 from memetrade.api.streams import HubPublisher
 from memetrade.api.ws_protocol import FanoutWebSocketProtocol
 from memetrade.config import Settings
 from memetrade.domain.market_model import MarketModel
-from memetrade.ports import Clock, StorageError
+from memetrade.ports import BusError, Clock, StorageError
 from memetrade.services.analytics import MarketAnalytics
 from memetrade.services.backfill import backfill
 from memetrade.services.generator import run_generator
 from memetrade.services.hub import Hub
-from memetrade.services.market_data import MarketData
+from memetrade.services.market_data import MarketData, Writer
+from memetrade.services.pipeline import (
+    Aggregator,
+    BusIngest,
+    CandleBroadcaster,
+    DiscardWriter,
+    Follower,
+)
 from memetrade.services.writer import GroupCommitWriter
+
+if TYPE_CHECKING:
+    from memetrade.adapters.shared_state import RedisConnectionGate
 
 __all__ = ["Service", "StartupError", "run"]
 
@@ -64,25 +76,88 @@ class Service:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock = clock or SystemClock()
+        role = settings.role
         # DATABASE_URL picks the backend: SQLite (the embedded default) or PostgreSQL.
         self.store = store_from_url(settings.database_url)
         self.writer = GroupCommitWriter(self.store)
-        self.market = MarketData(settings.symbols, settings.rules, self.store, self.writer, clock)
+        # BUS_URL unset: ROLE=all takes the direct path (ingest -> MarketData), which is what
+        # the in-process bus would do with one hop less. Set: the roles meet on the bus.
+        self.bus = None if settings.bus_url is None else bus_from_url(settings.bus_url)
+        # Only the aggregating roles commit candles; an API instance follows what they stored.
+        writer: Writer = self.writer if role in ("all", "aggregate") else DiscardWriter()
+        self.market = MarketData(settings.symbols, settings.rules, self.store, writer, clock)
         self.hub = Hub(settings.max_connections)
         self.market.add_listener(HubPublisher(self.hub, self.market.specs))
         self.analytics = MarketAnalytics(self.market)
         self.market.add_listener(self.analytics)
         self.analytics_publisher = AnalyticsPublisher(self.hub, self.analytics, self.market.specs)
         self.analytics.add_sink(self.analytics_publisher)
-        metrics = Metrics(lambda: self.market.trades_ingested, lambda: self.hub.connections)
-        ctx = AppContext(settings, self.market, self.hub, self.store, metrics, self.analytics)
+        self.bus_ingest: BusIngest | None = None
+        self.aggregator: Aggregator | None = None
+        self.follower: Follower | None = None
+        self.broadcaster: CandleBroadcaster | None = None
+        if self.bus is not None:
+            if role in ("all", "ingest", "api"):
+                self.bus_ingest = BusIngest(self.bus, settings.symbols, settings.rules, clock)
+            if role in ("all", "aggregate"):
+                self.aggregator = Aggregator(self.bus, self.market)
+                self.broadcaster = CandleBroadcaster(self.bus)
+                self.market.add_listener(self.broadcaster)
+            if role == "api":
+                self.follower = Follower(self.bus, self.market, clock)
+        self.gate = self._connection_gate()
+        bus_ingest = self.bus_ingest
+        metrics = Metrics(
+            (lambda: bus_ingest.published)
+            if bus_ingest is not None and role == "ingest"
+            else (lambda: self.market.trades_ingested),
+            lambda: self.hub.connections,
+        )
+        ctx = AppContext(
+            settings,
+            self.market,
+            self.hub,
+            self.store,
+            metrics,
+            self.analytics,
+            ingest_sink=self.bus_ingest,
+            ready_checks=self._ready_checks(),
+            connection_gate=self.gate,
+        )
+        # Binance-compatible and /ws/stream topics, fed by the same events (api/dialect_streams).
+        self.dialect_publisher = DialectPublisher(ctx)
+        self.market.add_listener(self.dialect_publisher)
+        self.analytics.add_sink(self.dialect_publisher)
         self.app = create_app(ctx, self._lifespan)
+        # What uvicorn serves: the roles without the public API answer only their own routes.
+        self.asgi: Any = (
+            _OnlyPaths(self.app, _ROLE_ROUTES[role]) if role in _ROLE_ROUTES else self.app
+        )
         self._models = [
             MarketModel(spec, settings.mock_seed + i) for i, spec in enumerate(settings.symbols)
         ]
         self._server: _Server | None = None
         self._failure: BaseException | None = None
+        self._restored_at = 0
         self._on_ready: Callable[[], None] = lambda: None
+
+    def _uses_store(self) -> bool:
+        return self.settings.role != "ingest"
+
+    def _ready_checks(self) -> tuple[tuple[str, Callable[[], Awaitable[None]]], ...] | None:
+        if self.bus is None:
+            return None  # The default: storage alone.
+        checks: list[tuple[str, Callable[[], Awaitable[None]]]] = [("the bus", self.bus.ping)]
+        if self._uses_store():
+            checks.append(("storage", self.store.ping))
+        return tuple(checks)
+
+    def _connection_gate(self) -> "RedisConnectionGate | None":
+        if self.settings.redis_url is None or self.settings.role not in ("all", "api"):
+            return None
+        from memetrade.adapters.shared_state import RedisConnectionGate
+
+        return RedisConnectionGate(self.settings.redis_url, self.settings.max_connections)
 
     async def serve(self, announce: Callable[[str], None]) -> int:
         """Listen, restore state, serve until told to stop; return the exit status.
@@ -101,14 +176,18 @@ class Service:
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
             ) from None
         try:
-            await self._open_storage()
+            await self._open_bus()
+            if self._uses_store():
+                await self._open_storage()
+            if self.gate is not None:
+                await self.gate.open()
             host, port = sock.getsockname()[:2]
             self._on_ready = lambda: announce(
                 f"memetrade listening on http://{host}:{port} (docs: /docs)"
             )
             self._server = _Server(
                 uvicorn.Config(
-                    self.app,
+                    self.asgi,
                     log_level=settings.log_level,
                     access_log=False,
                     # Lets the hub write frames straight to sockets (see ws_protocol).
@@ -126,19 +205,33 @@ class Service:
         finally:
             sock.close()
             await self.store.close()
+            if self.gate is not None:
+                await self.gate.close()
+            if self.bus is not None:
+                await self.bus.close()
         return 1 if self._failure is not None else 0
+
+    async def _open_bus(self) -> None:
+        if self.bus is None:
+            return
+        try:
+            await self.bus.open()
+        except BusError as exc:
+            raise StartupError(f"bus: {exc}") from None
 
     async def _open_storage(self) -> None:
         settings = self.settings
         try:
             await self.store.open(settings.symbols)
-            if settings.mock_data and settings.backfill:
+            if settings.mock_data and settings.backfill and settings.role == "all":
                 # Only symbols without any stored trade get history.
                 written = await backfill(
                     self.store, self._models, settings.rules, self.clock.now_ms()
                 )
                 if written:
                     log.info("backfilled %d generated trades of history", written)
+            # An API instance replays stored trades from (a margin before) this moment on.
+            self._restored_at = self.clock.now_ms()
             await self.market.restore()
             await self.analytics.restore()
         except StorageError as exc:
@@ -147,15 +240,29 @@ class Service:
 
     @asynccontextmanager
     async def _lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        role = self.settings.role
         writer = asyncio.create_task(self.writer.run(), name="writer")
         writer.add_done_callback(self._watch)
-        sources = [
-            asyncio.create_task(self.market.run_clock(), name="clock"),
-            asyncio.create_task(self.analytics_publisher.run(), name="snapshots"),
-        ]
-        if self.settings.mock_data:
+        sources: list[asyncio.Task[None]] = []
+        if role != "ingest":
+            sources.append(asyncio.create_task(self.market.run_clock(), name="clock"))
+        if role in ("all", "api"):
+            sources.append(asyncio.create_task(self.analytics_publisher.run(), name="snapshots"))
+            dialects = self.dialect_publisher.run()
+            sources.append(asyncio.create_task(dialects, name="dialect-streams"))
+        if self.aggregator is not None:
+            sources.append(asyncio.create_task(self.aggregator.run(), name="aggregator"))
+        if self.broadcaster is not None:
+            sources.append(asyncio.create_task(self.broadcaster.run(), name="candle-broadcast"))
+        if self.follower is not None:
+            follow = self.follower.run(self._restored_at)
+            sources.append(asyncio.create_task(follow, name="follower"))
+        if self.gate is not None:
+            sources.append(asyncio.create_task(self.gate.run(), name="connection-gate"))
+        if self.settings.mock_data and role in ("all", "ingest"):
+            sink = self.bus_ingest.ingest if self.bus_ingest is not None else self.market.ingest
             generator = run_generator(
-                self._models, self.settings.mock_data_interval_ms, self.clock, self.market.ingest
+                self._models, self.settings.mock_data_interval_ms, self.clock, sink
             )
             sources.append(asyncio.create_task(generator, name="generator"))
         for task in sources:
@@ -178,6 +285,34 @@ class Service:
         self._failure = error
         if self._server is not None:
             self._server.should_exit = True
+
+
+# Routes the roles without the public API serve (ROLE=all and api serve every route).
+_OPERATIONS = ("/health", "/ready", "/metrics")
+_ROLE_ROUTES = {
+    "ingest": (*_OPERATIONS, "/internal/trades", "/docs", "/openapi.json"),
+    "aggregate": _OPERATIONS,
+}
+
+
+class _OnlyPaths:
+    """ASGI: pass requests for ``paths`` (and lifespan events) to ``app``; 404 the rest."""
+
+    def __init__(self, app: FastAPI, paths: tuple[str, ...]) -> None:
+        self._app = app
+        self._paths = frozenset(paths)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] not in self._paths:
+            body = b'{"error":{"code":"not_found","message":"not served by this role"}}'
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 404, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if scope["type"] == "websocket" and scope["path"] not in self._paths:
+            await send({"type": "websocket.close", "code": 4404})
+            return
+        await self._app(scope, receive, send)
 
 
 class _Server(uvicorn.Server):

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from memetrade.domain.candles import CandleRules
 from memetrade.domain.symbols import SymbolSpec, parse_symbol_spec
 
-__all__ = ["SETTINGS", "ConfigError", "Setting", "Settings", "load_settings"]
+__all__ = ["ROLES", "SETTINGS", "ConfigError", "Setting", "Settings", "load_settings"]
 
 
 class ConfigError(Exception):
@@ -36,6 +36,12 @@ class Settings:
     database_url: str
     ingest_token: str | None
     log_level: str
+    # Scale-out (docs/deploy.md); the defaults are the embedded single process.
+    role: str = "all"
+    bus_url: str | None = None
+    redis_url: str | None = None
+    # The Binance-compatible API's quote asset (api/binance*.py).
+    quote_asset: str = "USDT"
 
     @property
     def rules(self) -> CandleRules:
@@ -105,6 +111,39 @@ def _token(text: str) -> str | None:
     if len(text) < 16:
         raise ValueError("must be at least 16 characters (or empty to disable ingest)")
     return text
+
+
+ROLES = ("all", "ingest", "aggregate", "api")
+
+
+def _role(text: str) -> str:
+    role = text.strip().lower()
+    if role not in ROLES:
+        raise ValueError(f"{text!r} is not one of {', '.join(ROLES)}")
+    return role
+
+
+def _url(*schemes: str) -> Callable[[str], str | None]:
+    def parse(text: str) -> str | None:
+        if not text:
+            return None
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - evaluated for the ValueError it raises.
+        except ValueError:
+            raise ValueError("the port is not a number from 0 to 65535") from None
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(f"expected {' or '.join(s + '://HOST:PORT' for s in schemes)}")
+        return text
+
+    return parse
+
+
+def _quote_asset(text: str) -> str:
+    asset = text.strip().upper()
+    if not asset or not asset.isascii() or not asset.isalnum() or len(asset) > 10:
+        raise ValueError(f"{text!r} is not an asset name (1..10 letters and digits, like USDT)")
+    return asset
 
 
 def _host(text: str) -> str:
@@ -191,6 +230,35 @@ SETTINGS: tuple[Setting, ...] = (
         "Bearer token required by POST /internal/trades (empty: ingest disabled).",
     ),
     Setting("LOG_LEVEL", "log_level", "info", _log_level, "critical, error, warning, info, debug."),
+    Setting(
+        "QUOTE_ASSET",
+        "quote_asset",
+        "USDT",
+        _quote_asset,
+        "Quote asset of the Binance-compatible API: PEPE is served there as PEPE<QUOTE_ASSET>.",
+    ),
+    Setting(
+        "ROLE",
+        "role",
+        "all",
+        _role,
+        "all: everything in one process; ingest: POST /internal/trades onto the bus;"
+        " aggregate: candles of SYMBOLS from the bus into storage; api: REST and WebSocket.",
+    ),
+    Setting(
+        "BUS_URL",
+        "bus_url",
+        "",
+        _url("nats"),
+        "nats://HOST:PORT: trades and candle updates over NATS JetStream (empty: in-process).",
+    ),
+    Setting(
+        "REDIS_URL",
+        "redis_url",
+        "",
+        _url("redis", "rediss"),
+        "redis://HOST:PORT/DB: state shared by API instances (the WebSocket connection cap).",
+    ),
 )
 
 
@@ -215,4 +283,9 @@ def load_settings(
             values[setting.field] = setting.parse(text)
         except ValueError as exc:
             raise ConfigError(f"invalid {source}={text!r}: {exc}") from None
+    if values["role"] != "all" and values["bus_url"] is None:
+        raise ConfigError(
+            f"ROLE={values['role']} needs BUS_URL=nats://HOST:PORT: separate processes meet on"
+            " the bus (the in-process bus serves ROLE=all only)"
+        )
     return Settings(**values)

@@ -1,6 +1,6 @@
 """The small interfaces the services depend on. Adapters implement them; tests use the same."""
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol
 
 from memetrade.domain.candles import Candle, CandleUpdate
@@ -8,7 +8,7 @@ from memetrade.domain.intervals import Interval
 from memetrade.domain.symbols import SymbolSpec
 from memetrade.domain.trades import Trade
 
-__all__ = ["Clock", "StorageError", "TradeStore"]
+__all__ = ["Bus", "BusError", "Clock", "ConnectionGate", "Delivery", "StorageError", "TradeStore"]
 
 
 class StorageError(Exception):
@@ -71,4 +71,103 @@ class TradeStore(Protocol):
         """The newest ``limit`` trades, newest first."""
         ...
 
+    # Trade numbers (``Trade.seq``): ``write`` keeps a trade's ``seq`` when it is set and
+    # numbers a trade without one (``seq == 0``) one past the symbol's highest, in the order
+    # given; numbers are unique per symbol. Trades read back carry their number.
+
+    async def last_trade_seq(self, symbol: str) -> int:
+        """The highest trade number of ``symbol`` (0 before its first trade)."""
+        ...
+
+    async def trades_by_seq(self, symbol: str, from_seq: int, limit: int) -> list[Trade]:
+        """The first ``limit`` trades numbered ``from_seq`` or higher, by number."""
+        ...
+
+    async def trades_by_time(self, symbol: str, start: int, end: int, limit: int) -> list[Trade]:
+        """The first ``limit`` trades, by number, of those with ``start <= ts <= end``."""
+        ...
+
     async def trade_count(self) -> int: ...
+
+
+class BusError(Exception):
+    """The bus could not do what was asked (unreachable, timed out, or refused)."""
+
+
+class Delivery(Protocol):
+    """One message handed to a durable consumer; it stays pending until acknowledged."""
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def redelivered(self) -> bool:
+        """True when the bus handed this message out before (it may have been processed)."""
+        ...
+
+    async def ack(self) -> None:
+        """Mark it done; call only once its work is stored."""
+        ...
+
+    async def nak(self) -> None:
+        """Give it back for redelivery now."""
+        ...
+
+
+class Bus(Protocol):
+    """Messages between processes (or within one). Subjects are dot-separated tokens; in
+    patterns ``*`` matches one token and ``>`` the rest.
+
+    Subjects under ``trades.`` and ``stored.`` are *durable*: kept in a stream, replayable, and
+    consumable with acknowledgements. Any other subject is *live*: delivered to whoever listens
+    now, at most once.
+    """
+
+    async def open(self) -> None:
+        """Connect and create the durable streams if missing; raise ``BusError``."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``BusError`` if the bus cannot take a message now."""
+        ...
+
+    async def publish(self, subject: str, data: bytes) -> None:
+        """Append to a durable subject's stream; return once the bus stored it."""
+        ...
+
+    async def broadcast(self, subject: str, data: bytes) -> None:
+        """Send on a live subject, best effort (no storage, no acknowledgement)."""
+        ...
+
+    def consume(
+        self, pattern: str, durable: str, batch: int
+    ) -> AsyncGenerator[list[Delivery], None]:
+        """Batches of up to ``batch`` messages for the durable consumer ``durable``, oldest
+        first per subject. The consumer's position outlives the iterator: a new one with the
+        same name resumes after the last acknowledged message and gets every unacknowledged
+        one again (a crashed worker loses nothing)."""
+        ...
+
+    def follow(self, pattern: str, since_ms: int) -> AsyncGenerator[bytes, None]:
+        """Every stored message on ``pattern`` published at or after ``since_ms`` (epoch ms),
+        then new ones as they come, in order; nothing to acknowledge."""
+        ...
+
+    def listen(self, pattern: str) -> AsyncGenerator[tuple[str, bytes], None]:
+        """``(subject, data)`` of messages published from now on (live or durable subjects)."""
+        ...
+
+
+class ConnectionGate(Protocol):
+    """A connection cap shared by several processes (each also keeps its own local cap)."""
+
+    async def acquire(self) -> bool:
+        """Take a place; False when the shared cap is reached."""
+        ...
+
+    async def release(self) -> None: ...

@@ -9,6 +9,7 @@ it again is like restarting a process on the same database file.
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from memetrade.domain.candles import Candle, CandleUpdate
@@ -35,6 +36,8 @@ class MemoryStore:
         self._candles: dict[tuple[str, str], dict[int, Candle]] = {}
         # Per (symbol, interval name), the open times of its candles, sorted.
         self._times: dict[tuple[str, str], list[int]] = {}
+        # Per symbol, its trades in number order (numbers only grow, so this is append-only).
+        self._by_seq: dict[str, list[Trade]] = {}
         self._count = 0
         self.writes = 0
         """How many ``write`` calls stored something (for tests of batching)."""
@@ -85,6 +88,13 @@ class MemoryStore:
             by_id = self._trades.setdefault(trade.symbol, {})
             if trade.id in by_id:
                 continue  # Idempotent: a stored id is never replaced.
+            numbered = self._by_seq.setdefault(trade.symbol, [])
+            last = numbered[-1].seq if numbered else 0
+            if trade.seq == 0:
+                trade = replace(trade, seq=last + 1)
+            elif trade.seq <= last:
+                raise StorageError(f"{trade.symbol} trade number {trade.seq} is taken")
+            numbered.append(trade)
             by_id[trade.id] = trade
             keys = self._keys.setdefault(trade.symbol, [])
             key = (trade.ts, trade.id)
@@ -155,6 +165,22 @@ class MemoryStore:
             return []
         by_id = self._trades[symbol]
         return [by_id[trade_id] for _, trade_id in reversed(keys[-limit:])]
+
+    async def last_trade_seq(self, symbol: str) -> int:
+        self._check_open()
+        numbered = self._by_seq.get(symbol)
+        return numbered[-1].seq if numbered else 0
+
+    async def trades_by_seq(self, symbol: str, from_seq: int, limit: int) -> list[Trade]:
+        self._check_open()
+        numbered = self._by_seq.get(symbol, [])
+        i = bisect_left([t.seq for t in numbered], from_seq)
+        return numbered[i : i + max(limit, 0)]
+
+    async def trades_by_time(self, symbol: str, start: int, end: int, limit: int) -> list[Trade]:
+        self._check_open()
+        found = [t for t in self._by_seq.get(symbol, []) if start <= t.ts <= end]
+        return found[: max(limit, 0)]
 
     async def trade_count(self) -> int:
         self._check_open()

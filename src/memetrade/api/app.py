@@ -6,13 +6,24 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.responses import RedirectResponse
 
 from memetrade import __version__
-from memetrade.api import indicators, ingest, rest, tickers, ws, ws_market
+from memetrade.api import (
+    binance_rest,
+    binance_ws,
+    indicators,
+    ingest,
+    rest,
+    tickers,
+    udf,
+    ws,
+    ws_market,
+    ws_stream,
+)
 from memetrade.api.context import AppContext
 from memetrade.api.errors import install_error_handlers
 from memetrade.api.metrics import MetricsMiddleware
+from memetrade.api.web import install_dashboard
 
 __all__ = ["create_app"]
 
@@ -41,15 +52,18 @@ def create_app(ctx: AppContext, lifespan: Lifespan | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(rest.router)
     app.include_router(ingest.router)
+    # Before ws.router: /ws/<stream with @> and /ws/stream would otherwise match /ws/{symbol}.
+    app.include_router(binance_ws.router)
+    app.include_router(ws_stream.router)
     app.include_router(ws.router)
+    app.include_router(binance_rest.router)
+    app.include_router(udf.router)
     app.include_router(tickers.router)
     app.include_router(indicators.router)
     app.include_router(ws_market.router)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    install_dashboard(app)  # GET / and /static/...: the web dashboard
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,19 +1,25 @@
 """What the API's routes reach: the services, built by ``memetrade.bootstrap``."""
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
 from memetrade.api.metrics import Metrics
 from memetrade.api.response_cache import ResponseCache
 from memetrade.config import Settings
-from memetrade.ports import TradeStore
+from memetrade.domain.trades import Trade
+from memetrade.ports import ConnectionGate, TradeStore
 from memetrade.services.analytics import MarketAnalytics
 from memetrade.services.hub import Hub
-from memetrade.services.market_data import MarketData
+from memetrade.services.market_data import IngestResult, MarketData
 
-__all__ = ["AppContext", "Ctx", "context"]
+__all__ = ["AppContext", "Ctx", "IngestSink", "context"]
+
+
+class IngestSink(Protocol):
+    async def ingest(self, trades: Sequence[Trade]) -> IngestResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,12 @@ class AppContext:
     metrics: Metrics
     analytics: MarketAnalytics
     klines_cache: ResponseCache = field(default_factory=ResponseCache)
+    # Scale-out roles (bootstrap): where POST /internal/trades goes instead of ``market``
+    # (the bus), what /ready checks instead of the store alone, and the connection cap
+    # shared with other API instances (Redis).
+    ingest_sink: IngestSink | None = None
+    ready_checks: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] | None = None
+    connection_gate: ConnectionGate | None = None
 
 
 def context(request: Request) -> AppContext:

@@ -15,9 +15,9 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from memetrade.domain.errors import DomainError, InvalidTrade, UnknownSymbol
-from memetrade.ports import StorageError
+from memetrade.ports import BusError, StorageError
 
-__all__ = ["ApiError", "error_response", "install_error_handlers"]
+__all__ = ["ApiError", "DialectError", "error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,15 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+
+
+class DialectError(Exception):
+    """An error in a foreign dialect's own format (Binance's ``{"code": -1121, "msg": …}``,
+    UDF's ``{"s": "error", "errmsg": …}``): ``body`` is answered as it is, with ``status``."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(body.decode())
+        self.status, self.body = status, body
 
 
 def error_response(
@@ -83,8 +92,19 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("storage unavailable: %s", exc)
         return error_response(503, "storage_unavailable", "storage is not available; retry")
 
+    async def on_dialect_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DialectError)
+        return Response(exc.body, status_code=exc.status, media_type="application/json")
+
+    app.add_exception_handler(DialectError, on_dialect_error)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(StorageError, on_storage_error)
+
+    async def on_bus_error(_: Request, exc: Exception) -> Response:
+        log.error("bus unavailable: %s", exc)
+        return error_response(503, "bus_unavailable", "the message bus is not available; retry")
+
+    app.add_exception_handler(BusError, on_bus_error)

@@ -94,7 +94,7 @@ async def ingest_trades(request: Request) -> Response:
     ctx = context(request)
     _authorize(request, ctx.settings.ingest_token)
     trades = _parse(await _read_body(request), request)
-    result = await ctx.market.ingest(trades)
+    result = await (ctx.ingest_sink or ctx.market).ingest(trades)
     if result.rejected:
         details = [
             {"index": r.index, "code": r.code, "message": r.message}

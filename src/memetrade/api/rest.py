@@ -32,7 +32,14 @@ async def health() -> PlainTextResponse:
 
 @router.get("/ready", tags=["operations"])
 async def ready(ctx: Ctx) -> Response:
-    """Readiness: 200 when storage answers, 503 otherwise."""
+    """Readiness: 200 when storage (and the bus, in scale-out roles) answers, 503 otherwise."""
+    if ctx.ready_checks is not None:
+        for name, check in ctx.ready_checks:
+            try:
+                await check()
+            except Exception as exc:
+                raise ApiError(503, "not_ready", f"{name} is not reachable: {exc}") from exc
+        return _json(b'{"status":"ready"}')
     try:
         await ctx.store.ping()
     except StorageError as exc:

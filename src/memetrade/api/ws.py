@@ -64,6 +64,23 @@ async def _pump(websocket: WebSocket, subscriber: Subscriber, direct: DirectSend
 
 async def _serve(websocket: WebSocket, topic: str, first: list[str]) -> None:
     ctx = _ctx(websocket)
+    gate = ctx.connection_gate
+    if gate is None:
+        await _serve_admitted(websocket, topic, first)
+        return
+    # REDIS_URL: MAX_CONNECTIONS holds across every API instance, not only this one.
+    if not await gate.acquire():
+        reason = f"service at capacity ({ctx.settings.max_connections} connections)"
+        await _refuse(websocket, CLOSE_AT_CAPACITY, reason)
+        return
+    try:
+        await _serve_admitted(websocket, topic, first)
+    finally:
+        await gate.release()
+
+
+async def _serve_admitted(websocket: WebSocket, topic: str, first: list[str]) -> None:
+    ctx = _ctx(websocket)
     subscriber = ctx.hub.connect()
     await websocket.accept()
     if subscriber is None:

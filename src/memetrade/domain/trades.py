@@ -1,7 +1,7 @@
 """The trade: the one fact every candle, ticker and indicator is derived from."""
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from memetrade.domain.errors import InvalidTrade
@@ -23,7 +23,13 @@ class Side(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Trade:
     """One executed trade. ``price`` is in ticks and ``amount`` in lots of the symbol; ``ts`` is
-    epoch milliseconds. Trades of the same millisecond are ordered by ``id``."""
+    epoch milliseconds. Trades of the same millisecond are ordered by ``id``.
+
+    ``seq`` is the trade's number in its symbol's log: 1, 2, 3, … in the order trades were
+    accepted (so a late trade gets a higher number than earlier-stamped ones). It is where the
+    trade sits in the log, not part of the fact, so it takes no part in equality; 0 means "not
+    numbered yet" (the store numbers such trades when it writes them).
+    """
 
     id: str
     symbol: str
@@ -31,6 +37,7 @@ class Trade:
     amount: int
     side: Side
     ts: int
+    seq: int = field(default=0, compare=False)
 
     def price_text(self, spec: SymbolSpec) -> str:
         return format_units(self.price, spec.price_decimals)

@@ -163,6 +163,16 @@ class Hub:
             subscriber.topics.add(topic)
             self._topics.setdefault(topic, []).append(subscriber)
 
+    def unsubscribe(self, subscriber: Subscriber, topic: str) -> None:
+        """Stop sending ``topic`` to ``subscriber``; what is queued for it already stays."""
+        if topic in subscriber.topics:
+            subscriber.topics.discard(topic)
+            subscribers = self._topics.get(topic)
+            if subscribers is not None:
+                subscribers.remove(subscriber)
+                if not subscribers:
+                    del self._topics[topic]
+
     def has_subscribers(self, topic: str) -> bool:
         return topic in self._topics
 

@@ -19,9 +19,16 @@ from memetrade.domain.intervals import INTERVALS, Interval
 from memetrade.domain.symbols import SymbolSpec
 from memetrade.domain.trades import Trade
 from memetrade.ports import Clock, TradeStore
-from memetrade.services.writer import GroupCommitWriter
 
-__all__ = ["CLOSE_DELAY_MS", "MAX_KLINES", "IngestResult", "Listener", "MarketData", "Rejection"]
+__all__ = [
+    "CLOSE_DELAY_MS",
+    "MAX_KLINES",
+    "IngestResult",
+    "Listener",
+    "MarketData",
+    "Rejection",
+    "Writer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +38,12 @@ MAX_KLINES = 1000
 # a feed's latency) land in it before it is announced as closed rather than revising it after.
 # A trade stamped after the boundary closes it at once.
 CLOSE_DELAY_MS = 250
+
+
+class Writer(Protocol):
+    """Where ``MarketData`` commits (``GroupCommitWriter``); returns once durable."""
+
+    async def submit(self, trades: Sequence[Trade], candles: Sequence[CandleUpdate]) -> None: ...
 
 
 class Listener(Protocol):
@@ -61,7 +74,7 @@ class MarketData:
         specs: Sequence[SymbolSpec],
         rules: CandleRules,
         store: TradeStore,
-        writer: GroupCommitWriter,
+        writer: Writer,
         clock: Clock,
     ) -> None:
         self.specs = {spec.name: spec for spec in specs}
@@ -71,10 +84,22 @@ class MarketData:
         self._writer = writer
         self._clock = clock
         self._listeners: list[Listener] = []
+        # Per symbol, the number (``Trade.seq``) of its last accepted trade; the next accepted
+        # trade gets the one after. Restored from the store, which keeps the numbers given.
+        self._trade_seq = dict.fromkeys(self.specs, 0)
         self.trades_ingested = 0
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def now_ms(self) -> int:
+        """The service clock's time, epoch ms (what API dialects report as server time)."""
+        return self._clock.now_ms()
+
+    def last_trade_seq(self, symbol: str) -> int:
+        """The number (``Trade.seq``) of ``symbol``'s last accepted trade; 0 before any."""
+        self.spec(symbol)
+        return self._trade_seq[symbol]
 
     def spec(self, symbol: str) -> SymbolSpec:
         try:
@@ -95,6 +120,7 @@ class MarketData:
                 )
                 book.restore(interval, candles)
             book.restore_ids(await self._store.trade_keys_since(symbol, now - id_window))
+            self._trade_seq[symbol] = await self._store.last_trade_seq(symbol)
             book.advance(now)
             book.drain()
 
@@ -131,6 +157,21 @@ class MarketData:
             book = self.books[trade.symbol]
             try:
                 if index not in stored_before and book.apply(trade, now):
+                    # Numbered here, in acceptance order, so that streams can show the number
+                    # the store will keep (no await before the write is submitted). A trade
+                    # numbered upstream (a stored trade followed from the bus) keeps its own.
+                    last = self._trade_seq[trade.symbol]
+                    if trade.seq == 0:
+                        trade = Trade(
+                            trade.id,
+                            trade.symbol,
+                            trade.price,
+                            trade.amount,
+                            trade.side,
+                            trade.ts,
+                            last + 1,
+                        )
+                    self._trade_seq[trade.symbol] = max(last, trade.seq)
                     accepted.append(trade)
                     touched[trade.symbol] = book
                     continue

@@ -111,9 +111,21 @@ _MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
             PRIMARY KEY (symbol, interval, open_time)
         )""",
     ),
+    # 2: trade numbers (Trade.seq), per symbol. Trades stored before are numbered in (ts, id)
+    # order, which is the order they were accepted in except for late ones.
+    (
+        "ALTER TABLE trades ADD COLUMN seq bigint",
+        """UPDATE trades SET seq = numbered.n FROM (
+            SELECT symbol, id, row_number() OVER (PARTITION BY symbol ORDER BY ts, id) AS n
+            FROM trades
+        ) AS numbered
+        WHERE trades.symbol = numbered.symbol AND trades.id = numbered.id""",
+        "ALTER TABLE trades ALTER COLUMN seq SET NOT NULL",
+        "CREATE UNIQUE INDEX trades_by_seq ON trades (symbol, seq)",
+    ),
 )
 
-_TRADE_COLUMNS: Final = "symbol, id, ts, price, amount, side"
+_TRADE_COLUMNS: Final = "symbol, id, ts, price, amount, side, seq"
 _CANDLE_COLUMNS: Final = (
     "open_time, open, high, low, close, volume, quote_volume, trades,"
     " first_ts, first_id, last_ts, last_id"
@@ -122,7 +134,8 @@ _CANDLE_COLUMNS: Final = (
 # anything a transaction wrote). Created once per pooled connection, by _configure.
 _STAGING: Final[tuple[LiteralString, ...]] = (
     """CREATE TEMP TABLE trades_in (
-        symbol text, id text, ts bigint, price bigint, amount bigint, side text
+        symbol text, id text, ts bigint, price bigint, amount bigint, side text, seq bigint,
+        ord bigint
     ) ON COMMIT DELETE ROWS""",
     """CREATE TEMP TABLE candles_in (
         symbol text, interval text, open_time bigint, open bigint, high bigint, low bigint,
@@ -130,12 +143,28 @@ _STAGING: Final[tuple[LiteralString, ...]] = (
         first_ts bigint, first_id text, last_ts bigint, last_id text
     ) ON COMMIT DELETE ROWS""",
 )
-_COPY_TRADES: Final = f"COPY trades_in ({_TRADE_COLUMNS}) FROM STDIN"
+_COPY_TRADES: Final = f"COPY trades_in ({_TRADE_COLUMNS}, ord) FROM STDIN"
 _COPY_CANDLES: Final = f"COPY candles_in (symbol, interval, {_CANDLE_COLUMNS}) FROM STDIN"
-_INSERT_TRADES: Final = f"""
-    INSERT INTO trades ({_TRADE_COLUMNS})
-    SELECT {_TRADE_COLUMNS} FROM trades_in ORDER BY symbol, id
+# A trade without a number (seq 0) gets the next one past the symbol's highest, in the order
+# given (``ord``); ids stored already are left out first, so they consume no number. Writers of
+# unnumbered trades hold a per-symbol advisory lock (``_NUMBER_LOCK``) until commit, so two
+# processes cannot hand out the same numbers.
+_INSERT_TRADES: Final = """
+    INSERT INTO trades (symbol, id, ts, price, amount, side, seq)
+    SELECT t.symbol, t.id, t.ts, t.price, t.amount, t.side,
+        CASE WHEN t.seq > 0 THEN t.seq ELSE
+            coalesce((SELECT max(x.seq) FROM trades x WHERE x.symbol = t.symbol), 0)
+            + row_number() OVER (PARTITION BY t.symbol, t.seq > 0 ORDER BY t.ord) END
+    FROM trades_in t
+    WHERE NOT EXISTS (SELECT 1 FROM trades x WHERE x.symbol = t.symbol AND x.id = t.id)
+    ORDER BY t.symbol, t.id
     ON CONFLICT (symbol, id) DO NOTHING"""
+# The two-key advisory lock space is apart from the one-key space of _MIGRATION_LOCK.
+_NUMBER_LOCK: Final = (
+    "SELECT pg_advisory_xact_lock(1835363685, hashtext(s))"
+    " FROM unnest(%s::text[]) AS s ORDER BY s"
+)
+_SELECT_TRADES: Final = "SELECT id, price, amount, side, ts, seq FROM trades WHERE symbol = %s"
 _UPSERT_CANDLES: Final = f"""
     INSERT INTO candles (symbol, interval, {_CANDLE_COLUMNS})
     SELECT symbol, interval, {_CANDLE_COLUMNS} FROM candles_in
@@ -297,6 +326,9 @@ class PostgresStore:
         async def run(conn: _Conn) -> None:
             async with conn.transaction():
                 if trade_rows:
+                    unnumbered = sorted({row[0] for row in trade_rows if row[6] == 0})
+                    if unnumbered:
+                        await conn.execute(_NUMBER_LOCK, (unnumbered,))
                     async with conn.cursor().copy(_COPY_TRADES) as copy:
                         for trade_row in trade_rows:
                             await copy.write_row(trade_row)
@@ -353,14 +385,23 @@ class PostgresStore:
         return [(t, i) for t, i in rows]
 
     async def recent_trades(self, symbol: str, limit: int) -> list[Trade]:
+        query = f"{_SELECT_TRADES} ORDER BY ts DESC, id DESC LIMIT %s"
+        return _trades(symbol, await self._fetch(query, (symbol, max(limit, 0))))
+
+    async def last_trade_seq(self, symbol: str) -> int:
         rows = await self._fetch(
-            "SELECT id, price, amount, side, ts FROM trades WHERE symbol = %s"
-            " ORDER BY ts DESC, id DESC LIMIT %s",
-            (symbol, max(limit, 0)),
+            "SELECT coalesce(max(seq), 0) FROM trades WHERE symbol = %s", (symbol,)
         )
-        return [
-            Trade(i, symbol, price, amount, _SIDES[side], ts) for i, price, amount, side, ts in rows
-        ]
+        seq: int = rows[0][0]
+        return seq
+
+    async def trades_by_seq(self, symbol: str, from_seq: int, limit: int) -> list[Trade]:
+        query = f"{_SELECT_TRADES} AND seq >= %s ORDER BY seq LIMIT %s"
+        return _trades(symbol, await self._fetch(query, (symbol, from_seq, max(limit, 0))))
+
+    async def trades_by_time(self, symbol: str, start: int, end: int, limit: int) -> list[Trade]:
+        query = f"{_SELECT_TRADES} AND ts BETWEEN %s AND %s ORDER BY seq LIMIT %s"
+        return _trades(symbol, await self._fetch(query, (symbol, start, end, max(limit, 0))))
 
     async def trade_count(self) -> int:
         rows = await self._fetch("SELECT count(*) FROM trades", ())
@@ -410,7 +451,17 @@ def _trade_rows(trades: Sequence[Trade]) -> list[tuple[Any, ...]]:
     first: dict[tuple[str, str], Trade] = {}
     for t in trades:
         first.setdefault((t.symbol, t.id), t)
-    return [(t.symbol, t.id, t.ts, t.price, t.amount, t.side.value) for t in first.values()]
+    return [
+        (t.symbol, t.id, t.ts, t.price, t.amount, t.side.value, t.seq, position)
+        for position, t in enumerate(first.values())
+    ]
+
+
+def _trades(symbol: str, rows: list[tuple[Any, ...]]) -> list[Trade]:
+    return [
+        Trade(i, symbol, price, amount, _SIDES[side], ts, seq)
+        for i, price, amount, side, ts, seq in rows
+    ]
 
 
 def _candle(row: tuple[Any, ...]) -> Candle:

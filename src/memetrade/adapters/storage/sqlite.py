@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import queue
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -100,11 +101,29 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (symbol, interval, open_time)
         ) WITHOUT ROWID""",
     ),
+    # 2: trade numbers (Trade.seq), per symbol. Trades stored before are numbered in (ts, id)
+    # order, which is the order they were accepted in except for late ones.
+    (
+        "ALTER TABLE trades ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+        """UPDATE trades SET seq = numbered.n FROM (
+            SELECT symbol, id, row_number() OVER (PARTITION BY symbol ORDER BY ts, id) AS n
+            FROM trades
+        ) AS numbered
+        WHERE trades.symbol = numbered.symbol AND trades.id = numbered.id""",
+        "CREATE UNIQUE INDEX trades_by_seq ON trades (symbol, seq)",
+    ),
 )
 
+# A trade without a number (seq 0) gets one past the symbol's highest: one index probe, and
+# only for those (CASE evaluates lazily). The single writer connection makes that race-free;
+# a duplicate id inserts nothing, so it consumes no number.
 _INSERT_TRADE: Final = """
-    INSERT INTO trades (symbol, id, ts, price, amount, side) VALUES (?, ?, ?, ?, ?, ?)
+    INSERT INTO trades (symbol, id, ts, price, amount, side, seq)
+    SELECT ?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 > 0 THEN ?7
+        ELSE coalesce((SELECT max(seq) FROM trades WHERE symbol = ?1), 0) + 1 END
+    WHERE true
     ON CONFLICT (symbol, id) DO NOTHING"""
+_SELECT_TRADES: Final = "SELECT id, price, amount, side, ts, seq FROM trades WHERE symbol = ?"
 
 _CANDLE_COLUMNS: Final = (
     "open_time, open, high, low, close, volume, quote_volume, trades,"
@@ -189,7 +208,7 @@ class SqliteStore:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = writer = _connect(self._path)
-            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _enter_wal(writer)
             if str(mode).lower() != "wal":
                 raise StorageError(f"{self._path}: cannot use WAL journal mode (got {mode!r})")
             writer.execute("PRAGMA synchronous = FULL")
@@ -300,7 +319,9 @@ class SqliteStore:
     async def write(self, trades: Sequence[Trade], candles: Sequence[CandleUpdate]) -> None:
         def run(conn: sqlite3.Connection) -> None:
             # Rows are built here, on the writer thread, to keep the event loop free.
-            trade_rows = [(t.symbol, t.id, t.ts, t.price, t.amount, t.side.value) for t in trades]
+            trade_rows = [
+                (t.symbol, t.id, t.ts, t.price, t.amount, t.side.value, t.seq) for t in trades
+            ]
             upserts = candle_rows(candles, str)
             if not trade_rows and not upserts:
                 return
@@ -364,13 +385,28 @@ class SqliteStore:
         return await self._read(lambda conn: [(t, i) for t, i in conn.execute(sql, (symbol, ts))])
 
     async def recent_trades(self, symbol: str, limit: int) -> list[Trade]:
-        sql = (
-            "SELECT id, price, amount, side, ts FROM trades WHERE symbol = ?"
-            " ORDER BY ts DESC, id DESC LIMIT ?"
-        )
-        rows = await self._read(lambda conn: conn.execute(sql, (symbol, max(limit, 0))).fetchall())
+        sql = f"{_SELECT_TRADES} ORDER BY ts DESC, id DESC LIMIT ?"
+        return await self._trades(sql, (symbol, max(limit, 0)))
+
+    async def last_trade_seq(self, symbol: str) -> int:
+        sql = "SELECT coalesce(max(seq), 0) FROM trades WHERE symbol = ?"
+        seq: int = await self._read(lambda conn: conn.execute(sql, (symbol,)).fetchone()[0])
+        return seq
+
+    async def trades_by_seq(self, symbol: str, from_seq: int, limit: int) -> list[Trade]:
+        sql = f"{_SELECT_TRADES} AND seq >= ? ORDER BY seq LIMIT ?"
+        return await self._trades(sql, (symbol, from_seq, max(limit, 0)))
+
+    async def trades_by_time(self, symbol: str, start: int, end: int, limit: int) -> list[Trade]:
+        sql = f"{_SELECT_TRADES} AND ts BETWEEN ? AND ? ORDER BY seq LIMIT ?"
+        return await self._trades(sql, (symbol, start, end, max(limit, 0)))
+
+    async def _trades(self, sql: str, args: tuple[Any, ...]) -> list[Trade]:
+        symbol = args[0]
+        rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
         return [
-            Trade(i, symbol, price, amount, _SIDES[side], ts) for i, price, amount, side, ts in rows
+            Trade(i, symbol, price, amount, _SIDES[side], ts, seq)
+            for i, price, amount, side, ts, seq in rows
         ]
 
     async def trade_count(self) -> int:
@@ -378,6 +414,20 @@ class SqliteStore:
             lambda conn: conn.execute("SELECT count(*) FROM trades").fetchone()[0]
         )
         return count
+
+
+def _enter_wal(conn: sqlite3.Connection) -> Any:
+    # Switching a fresh file to WAL needs an exclusive lock and SQLite answers "locked" at once
+    # (no busy handler) while another process's first transaction (creating and migrating the
+    # schema) holds it: retry for as long as the busy timeout would have waited.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
