@@ -234,9 +234,21 @@ class Service:
             self._restored_at = self.clock.now_ms()
             await self.market.restore()
             await self.analytics.restore()
+            self._continue_generated_prices()
         except StorageError as exc:
             await self.store.close()
             raise StartupError(f"storage: {exc}") from None
+
+    def _continue_generated_prices(self) -> None:
+        # A model that did not just backfill its symbol starts from the stored last price, so
+        # a restart continues the chart instead of jumping back to the reference price.
+        for i, model in enumerate(self._models):
+            if model.last_price is None:
+                last = self.market.last_price(model.spec.name)
+                if last is not None:
+                    self._models[i] = MarketModel(
+                        model.spec, self.settings.mock_seed + i, start_price=last
+                    )
 
     @asynccontextmanager
     async def _lifespan(self, _: FastAPI) -> AsyncIterator[None]:

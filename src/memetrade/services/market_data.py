@@ -242,6 +242,13 @@ class MarketData:
 
     # -- queries ---------------------------------------------------------------------------
 
+    def last_price(self, symbol: str) -> int | None:
+        """The close of the newest candle of ``symbol`` (ticks), None before its first trade."""
+        book = self.books[symbol]
+        second = INTERVALS[0]
+        open_t = book.open_time(second)
+        return None if open_t < 0 else book.close_before(second, open_t + second.ms)
+
     async def klines(
         self,
         symbol: str,
