@@ -189,6 +189,17 @@ def run(opts: Options) -> list[Result]:
         "(trades are announced only once durable).",
         f"All scenarios, per-CPU-second medians: {', '.join(fmt(x) for x in per_core)}.",
     ]
+    if p99.median > 50:
+        per_delivery_us = 1e6 / float(np.median(at5k["per_cpu"]))  # type: ignore[arg-type]
+        notes.append(
+            "What limits 4b: the server writes each trade to every client one socket at a "
+            f"time, about {per_delivery_us:.1f} µs per client here (with py-spy --native, "
+            "the write(2) system call is most of it; Python's share is small since frames go "
+            "straight to the transport), so the last of 5,000 clients gets a trade about "
+            f"{5000 * per_delivery_us / 1000:.0f} ms after the first, on top of the fsync'd "
+            "commit. One process cannot shorten that; spreading the connections over "
+            "several API processes (memetrade serve --role api, docs/deploy.md) divides it."
+        )
     return [
         Result("4a. WS fan-out: 10,000 clients", held, ">= 10,000 clients held by one process",
                int(at10k["opened"]) >= 10_000 and at10k["summaries"] is not None,  # type: ignore[call-overload]
