@@ -98,8 +98,10 @@ async def _store_only(trades: Sequence[Trade], prefix: str, path: str) -> float:
     store = SqliteStore(path)
     await store.open([PRESETS["PEPE"]])
     try:
-        renamed = [Trade(prefix + t.id[1:], t.symbol, t.price, t.amount, t.side, t.ts)
-                   for t in trades]
+        # Numbered, as the service numbers trades before it stores them.
+        last = await store.last_trade_seq("PEPE")
+        renamed = [Trade(prefix + t.id[1:], t.symbol, t.price, t.amount, t.side, t.ts, last + i)
+                   for i, t in enumerate(trades, 1)]
         start = time.perf_counter()
         for i in range(0, len(renamed), BATCH):
             await store.write(renamed[i : i + BATCH], ())

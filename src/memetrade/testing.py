@@ -9,8 +9,9 @@ it again is like restarting a process on the same database file.
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from memetrade.domain.candles import Candle, CandleUpdate
 from memetrade.domain.intervals import Interval
@@ -91,7 +92,7 @@ class MemoryStore:
             numbered = self._by_seq.setdefault(trade.symbol, [])
             last = numbered[-1].seq if numbered else 0
             if trade.seq == 0:
-                trade = replace(trade, seq=last + 1)
+                trade = msgspec.structs.replace(trade, seq=last + 1)
             elif trade.seq <= last:
                 raise StorageError(f"{trade.symbol} trade number {trade.seq} is taken")
             numbered.append(trade)

@@ -21,11 +21,16 @@ from e2e_server import TOKEN, Server, start_server
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from memetrade.services.market_data import CLOSE_DELAY_MS
+
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # One symbol per test on the shared server (NAME alone: tick 0.00000001, lot 0.01).
 SYMBOLS = "PEPE,DOGE,SHIB,FLOKI,DUPE,FANA,KSEQ,KEND,KSNAP,KBOT,KLATE,MANY"
+# A 1s candle is announced closed CLOSE_DELAY_MS after it ends, so a trade's candle closes up
+# to 1.25 s after the trade; wait a little longer than that.
+CLOSE_WAIT_S = (1000 + CLOSE_DELAY_MS + 350) / 1000
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -308,11 +313,11 @@ async def test_closed_only_stream_sends_nothing_but_closed_candles(shared: Serve
     messages = []
     async with connect(shared.ws_url + "/ws/klines/KBOT/1s?closed_only=1") as ws:
         await ingest(shared, [trade("KBOT", "bot-1")])
-        with anyio.move_on_after(1.2):
+        with anyio.move_on_after(CLOSE_WAIT_S):
             while True:
                 messages.append(await recv_json(ws))
         await ingest(shared, [trade("KBOT", "bot-2", price="1.75")])
-        with anyio.move_on_after(1.2):
+        with anyio.move_on_after(CLOSE_WAIT_S):
             while True:
                 messages.append(await recv_json(ws))
     assert len(messages) >= 2, messages
