@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean chromium web-vendor screenshot
+.PHONY: run test bench clean chromium web-vendor screenshot lock
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data
+
+# Pin every installed package (dev and bench extras included) at its current version.
+lock: $(STAMP)
+	{ echo "# Versions the test suite last passed with (pip freeze of .venv); make installs with"; \
+	  echo "# -c constraints.txt, so a fresh machine gets these. Refresh: make lock."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^memetrade=='; } > constraints.txt
 
 # The browser tests (tests/e2e/test_dashboard.py) drive Debian's Chromium; a fresh machine
 # gets it from apt (Playwright's own browser download is never used).
