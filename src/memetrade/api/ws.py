@@ -12,6 +12,8 @@ Close codes (with a human-readable reason):
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -96,35 +98,52 @@ async def _serve_admitted(websocket: WebSocket, topic: str, first: list[str]) ->
         direct: DirectSend | None = websocket.scope["extensions"].get(DIRECT_SEND)
         if direct is not None:
             subscriber.enable_direct(direct.try_write)
-        reader = asyncio.create_task(_drain_client(websocket))
-        writer = asyncio.create_task(_pump(websocket, subscriber, direct))
-        # The pump may be stuck in a send for as long as the client does not read: watch the
-        # backlog separately, so such a client is cut off (and its place freed) when it
-        # overflows, not whenever it reads again.
-        overflow = asyncio.create_task(subscriber.overflowed())
-        done, pending = await asyncio.wait(
-            (reader, writer, overflow), return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        if overflow in done:
-            ctx.hub.disconnect(subscriber)
-            reason = f"too slow: more than {ctx.hub.max_backlog} messages behind"
-            await _close(websocket, CLOSE_TOO_SLOW, reason)
-            return
-        for task in done:
-            error = task.exception()
-            if isinstance(error, TooSlow):
-                await _close(websocket, CLOSE_TOO_SLOW, f"too slow: {error}")
-            elif error is not None and not isinstance(
-                error, WebSocketDisconnect | ClientDisconnected | OSError
-            ):
-                raise error
+        error = await run_connection(websocket, subscriber, _drain_client(websocket), direct)
+        if error is not None:
+            raise error
     except (WebSocketDisconnect, ClientDisconnected, OSError):
         pass
     finally:
         ctx.hub.disconnect(subscriber)
+
+
+async def run_connection(
+    websocket: WebSocket,
+    subscriber: Subscriber,
+    reader: Coroutine[Any, Any, None],
+    direct: DirectSend | None,
+) -> BaseException | None:
+    """Run ``reader`` (the client's side), the pump of ``subscriber`` and a watch on its
+    backlog until one of them ends, then stop the others. A client that fell too far behind is
+    closed here with 4008, and a disconnect ends quietly; any other error of a finished task
+    is returned for the caller to map."""
+    ctx = _ctx(websocket)
+    tasks = (
+        asyncio.create_task(reader),
+        asyncio.create_task(_pump(websocket, subscriber, direct)),
+        # The pump may be stuck in a send for as long as the client does not read: watch the
+        # backlog separately, so such a client is cut off (and its place freed) when it
+        # overflows, not whenever it reads again.
+        overflow := asyncio.create_task(subscriber.overflowed()),
+    )
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if overflow in done:
+        ctx.hub.disconnect(subscriber)
+        reason = f"too slow: more than {ctx.hub.max_backlog} messages behind"
+        await _close(websocket, CLOSE_TOO_SLOW, reason)
+        return None
+    for task in done:
+        error = task.exception()
+        if isinstance(error, TooSlow):
+            await _close(websocket, CLOSE_TOO_SLOW, f"too slow: {error}")
+        elif error is not None and not isinstance(
+            error, WebSocketDisconnect | ClientDisconnected | OSError
+        ):
+            return error
+    return None
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

@@ -16,7 +16,6 @@ most the server's ``ws_max_size``. The stream count limit is the handler's (it k
 stream is).
 """
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Callable
@@ -25,9 +24,9 @@ from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 from uvicorn.protocols.utils import ClientDisconnected
 
-from memetrade.api.ws import CLOSE_AT_CAPACITY, CLOSE_TOO_SLOW, _close, _ctx, _pump, _refuse
+from memetrade.api.ws import CLOSE_AT_CAPACITY, _close, _ctx, _refuse, run_connection
 from memetrade.api.ws_protocol import DIRECT_SEND, DirectSend
-from memetrade.services.hub import Subscriber, TooSlow, frame_text
+from memetrade.services.hub import Subscriber, frame_text
 
 __all__ = ["CLOSE_POLICY", "ControlConnection", "serve_controlled"]
 
@@ -102,31 +101,13 @@ async def _serve_admitted(
         if direct is not None:
             subscriber.enable_direct(direct.try_write)
         start(conn)
-        reader = asyncio.create_task(_read(websocket, conn, handle, max_messages_per_s))
-        writer = asyncio.create_task(_pump(websocket, subscriber, direct))
-        overflow = asyncio.create_task(subscriber.overflowed())
-        done, pending = await asyncio.wait(
-            (reader, writer, overflow), return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        if overflow in done:
+        reader = _read(websocket, conn, handle, max_messages_per_s)
+        error = await run_connection(websocket, subscriber, reader, direct)
+        if isinstance(error, _TooFast):
             ctx.hub.disconnect(subscriber)
-            reason = f"too slow: more than {ctx.hub.max_backlog} messages behind"
-            await _close(websocket, CLOSE_TOO_SLOW, reason)
-            return
-        for task in done:
-            error = task.exception()
-            if isinstance(error, TooSlow):
-                await _close(websocket, CLOSE_TOO_SLOW, f"too slow: {error}")
-            elif isinstance(error, _TooFast):
-                ctx.hub.disconnect(subscriber)
-                await _close(websocket, CLOSE_POLICY, str(error))
-            elif error is not None and not isinstance(
-                error, WebSocketDisconnect | ClientDisconnected | OSError
-            ):
-                raise error
+            await _close(websocket, CLOSE_POLICY, str(error))
+        elif error is not None:
+            raise error
     except (WebSocketDisconnect, ClientDisconnected, OSError):
         pass
     finally:
