@@ -50,12 +50,16 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from memetrade.adapters.storage.rows import candle_rows
+from memetrade.adapters.storage.rows import (
+    candle_from_row,
+    candle_rows,
+    steps_changed,
+    trades_from_rows,
+)
 from memetrade.domain.candles import Candle, CandleUpdate
 from memetrade.domain.intervals import Interval
-from memetrade.domain.numbers import format_units
 from memetrade.domain.symbols import SymbolSpec
-from memetrade.domain.trades import Side, Trade
+from memetrade.domain.trades import Trade
 from memetrade.ports import StorageError
 
 __all__ = ["PostgresStore"]
@@ -161,8 +165,7 @@ _INSERT_TRADES: Final = """
     ON CONFLICT (symbol, id) DO NOTHING"""
 # The two-key advisory lock space is apart from the one-key space of _MIGRATION_LOCK.
 _NUMBER_LOCK: Final = (
-    "SELECT pg_advisory_xact_lock(1835363685, hashtext(s))"
-    " FROM unnest(%s::text[]) AS s ORDER BY s"
+    "SELECT pg_advisory_xact_lock(1835363685, hashtext(s)) FROM unnest(%s::text[]) AS s ORDER BY s"
 )
 _SELECT_TRADES: Final = "SELECT id, price, amount, side, ts, seq FROM trades WHERE symbol = %s"
 _UPSERT_CANDLES: Final = f"""
@@ -178,7 +181,6 @@ _UPSERT_CANDLES: Final = f"""
 _SELECT_CANDLES: Final = (
     f"SELECT {_CANDLE_COLUMNS} FROM candles WHERE symbol = %s AND interval = %s"
 )
-_SIDES: Final = {side.value: side for side in Side}
 
 
 class PostgresStore:
@@ -284,12 +286,7 @@ class PostgresStore:
                 await conn.execute("INSERT INTO symbols VALUES (%s, %s, %s)", (spec.name, *steps))
                 stored[spec.name] = steps
             elif old != steps:
-                raise StorageError(
-                    f"symbol {spec.name} is stored with tick {_step(old[0])} and lot"
-                    f" {_step(old[1])} but configured with tick {_step(steps[0])} and lot"
-                    f" {_step(steps[1])}; its stored prices and amounts would change meaning"
-                    f" (configure the old steps or use a new database than {self._target})"
-                )
+                raise StorageError(steps_changed(spec.name, old, steps, str(self._target)))
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -365,17 +362,17 @@ class PostgresStore:
     ) -> list[Candle]:
         query = f"{_SELECT_CANDLES} AND open_time BETWEEN %s AND %s ORDER BY open_time LIMIT %s"
         rows = await self._fetch(query, (symbol, interval.name, start, end, max(limit, 0)))
-        return [_candle(row) for row in rows]
+        return [candle_from_row(row) for row in rows]
 
     async def latest_candles(self, symbol: str, interval: Interval, limit: int) -> list[Candle]:
         query = f"{_SELECT_CANDLES} ORDER BY open_time DESC LIMIT %s"
         rows = await self._fetch(query, (symbol, interval.name, max(limit, 0)))
-        return [_candle(row) for row in reversed(rows)]
+        return [candle_from_row(row) for row in reversed(rows)]
 
     async def last_candle_before(self, symbol: str, interval: Interval, t: int) -> Candle | None:
         query = f"{_SELECT_CANDLES} AND open_time < %s ORDER BY open_time DESC LIMIT 1"
         rows = await self._fetch(query, (symbol, interval.name, t))
-        return _candle(rows[0]) if rows else None
+        return candle_from_row(rows[0]) if rows else None
 
     async def trade_keys_since(self, symbol: str, ts: int) -> list[tuple[int, str]]:
         rows = await self._fetch(
@@ -386,7 +383,7 @@ class PostgresStore:
 
     async def recent_trades(self, symbol: str, limit: int) -> list[Trade]:
         query = f"{_SELECT_TRADES} ORDER BY ts DESC, id DESC LIMIT %s"
-        return _trades(symbol, await self._fetch(query, (symbol, max(limit, 0))))
+        return trades_from_rows(symbol, await self._fetch(query, (symbol, max(limit, 0))))
 
     async def last_trade_seq(self, symbol: str) -> int:
         rows = await self._fetch(
@@ -397,11 +394,13 @@ class PostgresStore:
 
     async def trades_by_seq(self, symbol: str, from_seq: int, limit: int) -> list[Trade]:
         query = f"{_SELECT_TRADES} AND seq >= %s ORDER BY seq LIMIT %s"
-        return _trades(symbol, await self._fetch(query, (symbol, from_seq, max(limit, 0))))
+        return trades_from_rows(symbol, await self._fetch(query, (symbol, from_seq, max(limit, 0))))
 
     async def trades_by_time(self, symbol: str, start: int, end: int, limit: int) -> list[Trade]:
         query = f"{_SELECT_TRADES} AND ts BETWEEN %s AND %s ORDER BY seq LIMIT %s"
-        return _trades(symbol, await self._fetch(query, (symbol, start, end, max(limit, 0))))
+        return trades_from_rows(
+            symbol, await self._fetch(query, (symbol, start, end, max(limit, 0)))
+        )
 
     async def trade_count(self) -> int:
         rows = await self._fetch("SELECT count(*) FROM trades", ())
@@ -455,31 +454,3 @@ def _trade_rows(trades: Sequence[Trade]) -> list[tuple[Any, ...]]:
         (t.symbol, t.id, t.ts, t.price, t.amount, t.side.value, t.seq, position)
         for position, t in enumerate(first.values())
     ]
-
-
-def _trades(symbol: str, rows: list[tuple[Any, ...]]) -> list[Trade]:
-    return [
-        Trade(i, symbol, price, amount, _SIDES[side], ts, seq)
-        for i, price, amount, side, ts, seq in rows
-    ]
-
-
-def _candle(row: tuple[Any, ...]) -> Candle:
-    open_time, o, h, lo, c, volume, quote, trades, first_ts, first_id, last_ts, last_id = row
-    return Candle(
-        open_time=open_time,
-        open=o,
-        high=h,
-        low=lo,
-        close=c,
-        # NUMERIC arrives as an exact Decimal with no fraction.
-        volume=int(volume),
-        quote_volume=int(quote),
-        trades=trades,
-        first=(first_ts, first_id),
-        last=(last_ts, last_id),
-    )
-
-
-def _step(decimals: int) -> str:
-    return format_units(1, decimals)

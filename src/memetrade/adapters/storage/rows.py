@@ -1,12 +1,16 @@
-"""Row shapes shared by the storage backends."""
+"""Row shapes and checks shared by the storage backends."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from memetrade.domain.candles import Candle, CandleUpdate
+from memetrade.domain.numbers import format_units
+from memetrade.domain.trades import Side, Trade
 from memetrade.ports import StorageError
 
-__all__ = ["candle_rows"]
+__all__ = ["candle_from_row", "candle_rows", "steps_changed", "trades_from_rows"]
+
+_SIDES = {side.value: side for side in Side}
 
 
 def candle_rows(
@@ -46,3 +50,40 @@ def candle_rows(
             )
         )
     return rows
+
+
+def candle_from_row(row: Sequence[Any]) -> Candle:
+    """A candle from (open_time, open, high, low, close, volume, quote_volume, trades,
+    first_ts, first_id, last_ts, last_id); volumes may come as text or exact Decimal."""
+    open_time, o, h, lo, c, volume, quote, trades, first_ts, first_id, last_ts, last_id = row
+    return Candle(
+        open_time=open_time,
+        open=o,
+        high=h,
+        low=lo,
+        close=c,
+        volume=int(volume),
+        quote_volume=int(quote),
+        trades=trades,
+        first=(first_ts, first_id),
+        last=(last_ts, last_id),
+    )
+
+
+def trades_from_rows(symbol: str, rows: Iterable[Sequence[Any]]) -> list[Trade]:
+    """Trades from (id, price, amount, side, ts, seq) rows of one symbol."""
+    return [
+        Trade(i, symbol, price, amount, _SIDES[side], ts, seq)
+        for i, price, amount, side, ts, seq in rows
+    ]
+
+
+def steps_changed(symbol: str, old: tuple[int, int], new: tuple[int, int], where: str) -> str:
+    """The error for a symbol configured with other tick/lot decimals than it is stored with."""
+    step = format_units
+    return (
+        f"symbol {symbol} is stored with tick {step(1, old[0])} and lot {step(1, old[1])} but"
+        f" configured with tick {step(1, new[0])} and lot {step(1, new[1])}; its stored prices"
+        f" and amounts would change meaning (configure the old steps or use a new database"
+        f" than {where})"
+    )

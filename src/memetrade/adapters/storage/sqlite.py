@@ -38,12 +38,16 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from memetrade.adapters.storage.rows import candle_rows
+from memetrade.adapters.storage.rows import (
+    candle_from_row,
+    candle_rows,
+    steps_changed,
+    trades_from_rows,
+)
 from memetrade.domain.candles import Candle, CandleUpdate
 from memetrade.domain.intervals import Interval
-from memetrade.domain.numbers import format_units
 from memetrade.domain.symbols import SymbolSpec
-from memetrade.domain.trades import Side, Trade
+from memetrade.domain.trades import Trade
 from memetrade.ports import StorageError
 
 __all__ = ["SqliteStore"]
@@ -145,7 +149,6 @@ _UPSERT_CANDLE: Final = f"""
         last_ts = excluded.last_ts, last_id = excluded.last_id"""
 
 _SELECT_CANDLES: Final = f"SELECT {_CANDLE_COLUMNS} FROM candles WHERE symbol = ? AND interval = ?"
-_SIDES: Final = {side.value: side for side in Side}
 
 
 class SqliteStore:
@@ -264,12 +267,7 @@ class SqliteStore:
                 conn.execute("INSERT INTO symbols VALUES (?, ?, ?)", (spec.name, *steps))
                 stored[spec.name] = steps
             elif old != steps:
-                raise StorageError(
-                    f"symbol {spec.name} is stored with tick {_step(old[0])} and lot"
-                    f" {_step(old[1])} but configured with tick {_step(steps[0])} and lot"
-                    f" {_step(steps[1])}; its stored prices and amounts would change meaning"
-                    f" (configure the old steps or use a new database than {self._path})"
-                )
+                raise StorageError(steps_changed(spec.name, old, steps, str(self._path)))
 
     def _close_sync(self, reader_pool: ThreadPoolExecutor) -> None:
         # Reads already submitted finish first; then nothing uses the reader connections.
@@ -376,19 +374,21 @@ class SqliteStore:
     ) -> list[Candle]:
         sql = f"{_SELECT_CANDLES} AND open_time BETWEEN ? AND ? ORDER BY open_time LIMIT ?"
         args = (symbol, interval.name, start, end, max(limit, 0))
-        return await self._read(lambda conn: [_candle(row) for row in conn.execute(sql, args)])
+        return await self._read(
+            lambda conn: [candle_from_row(row) for row in conn.execute(sql, args)]
+        )
 
     async def latest_candles(self, symbol: str, interval: Interval, limit: int) -> list[Candle]:
         sql = f"{_SELECT_CANDLES} ORDER BY open_time DESC LIMIT ?"
         args = (symbol, interval.name, max(limit, 0))
         rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
-        return [_candle(row) for row in reversed(rows)]
+        return [candle_from_row(row) for row in reversed(rows)]
 
     async def last_candle_before(self, symbol: str, interval: Interval, t: int) -> Candle | None:
         sql = f"{_SELECT_CANDLES} AND open_time < ? ORDER BY open_time DESC LIMIT 1"
         args = (symbol, interval.name, t)
         row = await self._read(lambda conn: conn.execute(sql, args).fetchone())
-        return None if row is None else _candle(row)
+        return None if row is None else candle_from_row(row)
 
     async def trade_keys_since(self, symbol: str, ts: int) -> list[tuple[int, str]]:
         sql = "SELECT ts, id FROM trades WHERE symbol = ? AND ts >= ? ORDER BY ts, id"
@@ -414,10 +414,7 @@ class SqliteStore:
     async def _trades(self, sql: str, args: tuple[Any, ...]) -> list[Trade]:
         symbol = args[0]
         rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
-        return [
-            Trade(i, symbol, price, amount, _SIDES[side], ts, seq)
-            for i, price, amount, side, ts, seq in rows
-        ]
+        return trades_from_rows(symbol, rows)
 
     async def trade_count(self) -> int:
         count: int = await self._read(
@@ -453,23 +450,3 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
-
-
-def _candle(row: Any) -> Candle:
-    open_time, o, h, lo, c, volume, quote, trades, first_ts, first_id, last_ts, last_id = row
-    return Candle(
-        open_time=open_time,
-        open=o,
-        high=h,
-        low=lo,
-        close=c,
-        volume=int(volume),
-        quote_volume=int(quote),
-        trades=trades,
-        first=(first_ts, first_id),
-        last=(last_ts, last_id),
-    )
-
-
-def _step(decimals: int) -> str:
-    return format_units(1, decimals)
