@@ -76,6 +76,14 @@ async def recv(ws: ClientConnection, within: float = 5.0) -> Any:
         return json.loads(await ws.recv(), parse_float=Decimal)
 
 
+async def recv_reply(ws: ClientConnection) -> Any:
+    """The next reply to a control message (replies carry ``id``), skipping the stream events
+    (raw or combined) that subscriptions may push in between."""
+    while "id" not in (message := await recv(ws)):
+        pass
+    return message
+
+
 async def test_raw_trade_stream_carries_the_rest_trade_ids(srv: Server) -> None:
     async with connect(f"{srv.ws_url}/ws/trdusdt@trade") as ws:
         await ingest(srv, "TRD", ["a", "b"])
@@ -155,10 +163,11 @@ async def test_live_subscribe_unsubscribe_and_list(srv: Server) -> None:
         assert ticker["n"] == 1
         assert ticker["F"] == ticker["L"] == 1
         await anyio.sleep(1.1)  # at most 5 control messages a second
+        # The ticker subscription may push another event (once a second) before each reply.
         await ws.send(json.dumps({"method": "SET_PROPERTY", "params": ["combined", True], "id": 5}))
-        assert await recv(ws) == {"result": None, "id": 5}
+        assert await recv_reply(ws) == {"result": None, "id": 5}
         await ws.send(json.dumps({"method": "GET_PROPERTY", "params": ["combined"], "id": 6}))
-        assert await recv(ws) == {"result": True, "id": 6}
+        assert await recv_reply(ws) == {"result": True, "id": 6}
 
 
 async def test_control_errors_are_binance_errors(srv: Server) -> None:
