@@ -12,7 +12,7 @@ Close codes (with a human-readable reason):
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
@@ -65,23 +65,31 @@ async def _pump(websocket: WebSocket, subscriber: Subscriber, direct: DirectSend
 
 
 async def _serve(websocket: WebSocket, topic: str, first: list[str]) -> None:
+    await through_gate(websocket, lambda: _serve_admitted(websocket, topic, first))
+
+
+async def through_gate(websocket: WebSocket, serve: Callable[[], Awaitable[None]]) -> None:
+    """Run ``serve`` holding a place under a MAX_CONNECTIONS shared by every API instance
+    (REDIS_URL), or refuse the connection with 1013 when none is free; without a shared gate,
+    just run it (the hub caps this instance's connections)."""
     ctx = _ctx(websocket)
     gate = ctx.connection_gate
     if gate is None:
-        await _serve_admitted(websocket, topic, first)
+        await serve()
         return
-    # REDIS_URL: MAX_CONNECTIONS holds across every API instance, not only this one.
     if not await gate.acquire():
         reason = f"service at capacity ({ctx.settings.max_connections} connections)"
         await _refuse(websocket, CLOSE_AT_CAPACITY, reason)
         return
     try:
-        await _serve_admitted(websocket, topic, first)
+        await serve()
     finally:
         await gate.release()
 
 
-async def _serve_admitted(websocket: WebSocket, topic: str, first: list[str]) -> None:
+async def accept_subscriber(websocket: WebSocket) -> Subscriber | None:
+    """Accept the connection and register it with the hub; when the hub holds
+    ``MAX_CONNECTIONS`` already, close it with 1013 and return None."""
     ctx = _ctx(websocket)
     subscriber = ctx.hub.connect()
     await websocket.accept()
@@ -89,6 +97,13 @@ async def _serve_admitted(websocket: WebSocket, topic: str, first: list[str]) ->
         await websocket.close(
             CLOSE_AT_CAPACITY, f"server at capacity ({ctx.hub.max_connections} connections)"
         )
+    return subscriber
+
+
+async def _serve_admitted(websocket: WebSocket, topic: str, first: list[str]) -> None:
+    ctx = _ctx(websocket)
+    subscriber = await accept_subscriber(websocket)
+    if subscriber is None:
         return
     try:
         ctx.hub.subscribe(subscriber, topic)

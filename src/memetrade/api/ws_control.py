@@ -24,7 +24,13 @@ from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 from uvicorn.protocols.utils import ClientDisconnected
 
-from memetrade.api.ws import CLOSE_AT_CAPACITY, _close, _ctx, _refuse, run_connection
+from memetrade.api.ws import (
+    _close,
+    _ctx,
+    accept_subscriber,
+    run_connection,
+    through_gate,
+)
 from memetrade.api.ws_protocol import DIRECT_SEND, DirectSend
 from memetrade.services.hub import Subscriber, frame_text
 
@@ -65,20 +71,9 @@ async def serve_controlled(
 ) -> None:
     """Accept, run ``start`` (initial subscriptions), then feed incoming text messages to
     ``handle`` until the client leaves, reads too slowly, or sends too fast."""
-    ctx = _ctx(websocket)
-    gate = ctx.connection_gate
-    if gate is None:
-        await _serve_admitted(websocket, start, handle, max_messages_per_s)
-        return
-    # REDIS_URL: MAX_CONNECTIONS holds across every API instance, as on the other routes.
-    if not await gate.acquire():
-        reason = f"service at capacity ({ctx.settings.max_connections} connections)"
-        await _refuse(websocket, CLOSE_AT_CAPACITY, reason)
-        return
-    try:
-        await _serve_admitted(websocket, start, handle, max_messages_per_s)
-    finally:
-        await gate.release()
+    await through_gate(
+        websocket, lambda: _serve_admitted(websocket, start, handle, max_messages_per_s)
+    )
 
 
 async def _serve_admitted(
@@ -88,12 +83,8 @@ async def _serve_admitted(
     max_messages_per_s: int,
 ) -> None:
     ctx = _ctx(websocket)
-    subscriber = ctx.hub.connect()
-    await websocket.accept()
+    subscriber = await accept_subscriber(websocket)
     if subscriber is None:
-        await websocket.close(
-            CLOSE_AT_CAPACITY, f"server at capacity ({ctx.hub.max_connections} connections)"
-        )
         return
     conn = ControlConnection(websocket, subscriber)
     try:
