@@ -13,8 +13,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from e2e_server import Server, start_server
-from http_helpers import AUTH, assert_error, make_client
+from e2e_server import Server
+from http_helpers import AUTH, assert_error, make_client, running
 from websockets.asyncio.client import ClientConnection, connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -31,14 +31,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("ind"), SYMBOLS=SYMBOLS, MAX_TRADE_AGE="3600")
-    with make_client(srv) as client:
-        start = now_ms() // MINUTE * MINUTE - 40 * MINUTE
-        for symbol in ("IND", "ISHAPE", "ILATE", "IWS"):
-            ingest(client, market(symbol, 38, start))
-    yield srv
-    srv.stop()
-    assert "Traceback" not in "".join(srv.log), "".join(srv.log)
+    with running(tmp_path_factory.mktemp("ind"), SYMBOLS=SYMBOLS, MAX_TRADE_AGE="3600") as srv:
+        with make_client(srv) as client:
+            start = now_ms() // MINUTE * MINUTE - 40 * MINUTE
+            for symbol in ("IND", "ISHAPE", "ILATE", "IWS"):
+                ingest(client, market(symbol, 38, start))
+        yield srv
 
 
 @pytest.fixture

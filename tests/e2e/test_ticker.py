@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from e2e_server import Server, start_server
+from e2e_server import Server
 from http_helpers import AUTH, assert_error, make_client, running
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -32,10 +32,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("ticker"), **ENV)
-    yield srv
-    srv.stop()
-    assert "Traceback" not in "".join(srv.log), "".join(srv.log)
+    with running(tmp_path_factory.mktemp("ticker"), **ENV) as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import anyio
 import httpx
 import pytest
 from e2e_server import TOKEN, Server, start_server
+from http_helpers import running
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -41,10 +42,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("ws"), SYMBOLS=SYMBOLS)
-    yield srv
-    srv.stop()
-    assert "Traceback" not in "".join(srv.log), "".join(srv.log)
+    with running(tmp_path_factory.mktemp("ws"), SYMBOLS=SYMBOLS) as srv:
+        yield srv
 
 
 def now_ms() -> int:

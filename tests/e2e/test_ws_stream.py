@@ -9,7 +9,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from e2e_server import TOKEN, Server, start_server
+from e2e_server import TOKEN, Server
+from http_helpers import running
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -26,10 +27,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(tmp_path_factory.mktemp("mux"), SYMBOLS=SYMBOLS)
-    yield server
-    server.stop()
-    assert "Traceback" not in "".join(server.log), "".join(server.log)
+    with running(tmp_path_factory.mktemp("mux"), SYMBOLS=SYMBOLS) as server:
+        yield server
 
 
 async def ingest(srv: Server, symbol: str, ids: list[str], price: str = "2.5") -> None:
