@@ -1,9 +1,10 @@
 """Benchmark 2: batch (vectorised) aggregation, ``memetrade.domain.batch.aggregate``.
 
-The same trades as benchmark 1, as int64 columns sorted by ``(ts, id)`` (how a rebuild reads
-them from the store; building the columns is not timed). Each interval is one ``aggregate``
-call returning finished ``Candle`` values with exact volumes. The headline figure is the
-slowest interval (1s: the most candles to build as Python objects); all five are listed.
+The same trades as benchmark 1, as int64 columns and a bool column of the taker's side, sorted
+by ``(ts, id)`` (how a rebuild reads them from the store; building the columns is not timed).
+Each interval is one ``aggregate`` call returning finished ``Candle`` values with exact volumes.
+The headline figure is the slowest interval (1s: the most candles to build as Python objects);
+all five are listed.
 
 Reference: the streaming ``CandleBook`` on the same trades in the same run (all five intervals
 in one pass, as in benchmark 1). The candles of both paths are compared for equality.
@@ -21,6 +22,7 @@ from bench.common import Measure, Options, Result, fmt
 from bench.tape import tape
 from memetrade.domain.batch import aggregate
 from memetrade.domain.intervals import INTERVALS
+from memetrade.domain.trades import Side
 
 __all__ = ["run"]
 
@@ -33,6 +35,7 @@ def run(opts: Options) -> list[Result]:
     ts = np.fromiter((t.ts for t in trades), np.int64, n)
     price = np.fromiter((t.price for t in trades), np.int64, n)
     amount = np.fromiter((t.amount for t in trades), np.int64, n)
+    buy = np.fromiter((t.side is Side.BUY for t in trades), np.bool_, n)
     ids = [t.id for t in trades]
     repeats = opts.n(max(opts.repeats, 7), 3)
     per_interval: dict[str, list[float]] = {i.name: [] for i in INTERVALS}
@@ -42,7 +45,7 @@ def run(opts: Options) -> list[Result]:
         total = 0.0
         for interval in INTERVALS:
             start = time.perf_counter()
-            aggregate(interval.ms, ts, price, amount, ids)
+            aggregate(interval.ms, ts, price, amount, buy, ids)
             elapsed = time.perf_counter() - start
             total += elapsed
             per_interval[interval.name].append(n / elapsed)
@@ -56,7 +59,7 @@ def run(opts: Options) -> list[Result]:
     assert book is not None
     identical = []
     for interval in INTERVALS:
-        mine = aggregate(interval.ms, ts, price, amount, ids)
+        mine = aggregate(interval.ms, ts, price, amount, buy, ids)
         # The book holds its last ``retention`` candles; compare those (all of them for >= 1m).
         start_t = max(book.memory_start(interval), mine[0].open_time)
         theirs = [

@@ -32,7 +32,7 @@ from memetrade.domain.candles import CandleUpdate
 from memetrade.domain.intervals import INTERVALS
 from memetrade.domain.market_model import MarketModel
 from memetrade.domain.symbols import PRESETS
-from memetrade.domain.trades import Trade
+from memetrade.domain.trades import Side, Trade
 
 __all__ = ["run"]
 
@@ -71,11 +71,12 @@ def _candles(trades: list[Trade]) -> list[CandleUpdate]:
     ts = np.fromiter((t.ts for t in trades), np.int64, len(trades))
     price = np.fromiter((t.price for t in trades), np.int64, len(trades))
     amount = np.fromiter((t.amount for t in trades), np.int64, len(trades))
+    buy = np.fromiter((t.side is Side.BUY for t in trades), np.bool_, len(trades))
     ids = [t.id for t in trades]
     return [
         CandleUpdate(trades[0].symbol, interval, candle, True, 0)
         for interval in INTERVALS
-        for candle in aggregate(interval.ms, ts, price, amount, ids)
+        for candle in aggregate(interval.ms, ts, price, amount, buy, ids)
     ]
 
 

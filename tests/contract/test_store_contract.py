@@ -37,7 +37,15 @@ def trade(
     return Trade(trade_id, symbol, price, amount, side, ts)
 
 
-def candle(open_time: int, *, close: int = 110, volume: int = 10, quote: int = 1_000) -> Candle:
+def candle(
+    open_time: int,
+    *,
+    close: int = 110,
+    volume: int = 10,
+    quote: int = 1_000,
+    buy_volume: int = 4,
+    buy_quote: int = 380,
+) -> Candle:
     return Candle(
         open_time=open_time,
         open=100,
@@ -49,6 +57,8 @@ def candle(open_time: int, *, close: int = 110, volume: int = 10, quote: int = 1
         trades=2,
         first=(open_time, "a"),
         last=(open_time + 1, "b"),
+        buy_volume=buy_volume,
+        buy_quote_volume=buy_quote,
     )
 
 
@@ -62,7 +72,9 @@ def minutes(*indexes: int) -> list[Candle]:
 
 async def test_trades_and_candles_roundtrip_exactly_with_huge_volumes(store: TradeStore) -> None:
     big_trade = trade("t1", T0 + 5, price=2**62 - 1, amount=2**62 - 1, side=Side.SELL)
-    huge = candle(T0, volume=BIG, quote=(2**62 - 1) ** 2)
+    huge = candle(
+        T0, volume=BIG, quote=(2**62 - 1) ** 2, buy_volume=BIG - 1, buy_quote=(2**62 - 2) ** 2
+    )
     await store.write([big_trade], [update(huge)])
 
     assert await store.recent_trades("PEPE", 10) == [big_trade]
@@ -84,9 +96,13 @@ async def test_duplicate_trade_ids_are_stored_once(store: TradeStore) -> None:
 
 async def test_candle_upsert_replaces_the_stored_state(store: TradeStore) -> None:
     await store.write([], [update(candle(T0, close=110, volume=10))])
-    newer = candle(T0, close=130, volume=BIG)
+    newer = candle(T0, close=130, volume=BIG, buy_volume=BIG // 2, buy_quote=BIG * 3)
     await store.write([], [update(newer)])
     assert await store.candles("PEPE", MINUTE, T0, T0, 10) == [newer]
+    # Taker buy volumes are part of the stored state: an update that changes only them lands.
+    sells_only = candle(T0, close=130, volume=BIG, buy_volume=0, buy_quote=0)
+    await store.write([], [update(sells_only)])
+    assert await store.candles("PEPE", MINUTE, T0, T0, 10) == [sells_only]
 
     # Several states of one candle in one batch: the last one is stored.
     states = [candle(T0, close=140 + i, volume=20 + i) for i in range(3)]
@@ -191,7 +207,7 @@ async def test_writes_of_nothing_are_accepted(store: TradeStore) -> None:
 
 
 async def test_empty_candles_are_not_stored(store: TradeStore) -> None:
-    empty = Candle(T0, 100, 100, 100, 100, 0, 0, 0, None, None)
+    empty = Candle(T0, 100, 100, 100, 100, 0, 0, 0, None, None, 0, 0)
     full = candle(T0 + 60_000)
     await store.write([], [update(empty), update(full)])
     assert await store.candles("PEPE", MINUTE, T0, T0 + 60_000, 10) == [full]

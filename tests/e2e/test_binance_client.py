@@ -20,7 +20,10 @@ MINUTE = 60_000
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Server, list[dict[str, Any]]]]:
+    """The server, and the PEPE trades of the last three minutes it was given."""
     with running(tmp_path_factory.mktemp("ccxt"), SYMBOLS="PEPE,DOGE") as server:
         with make_client(server) as http:
             t = time.time_ns() // 1_000_000
@@ -37,7 +40,17 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 for i in range(30)
             ]
             assert http.post("/internal/trades", json=trades, headers=AUTH).status_code == 200
-        yield server
+        yield server, trades
+
+
+@pytest.fixture(scope="module")
+def srv(served: tuple[Server, list[dict[str, Any]]]) -> Server:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def traded(served: tuple[Server, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return served[1]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +109,25 @@ def test_ccxt_candles_equal_native_klines(srv: Server, exchange: ccxt.binance) -
     last = three[-1]
     parts = [m for m in minutes if last[0] <= m["timestamp"] < last[0] + 3 * MINUTE]
     assert same(last[5], sum(m["volume"] for m in parts))
+
+
+def test_ccxt_raw_klines_carry_the_taker_buy_volumes_of_the_trades(
+    exchange: ccxt.binance, traded: list[dict[str, Any]]
+) -> None:
+    # ccxt's OHLCV drops fields 9 and 10, so ask through its raw endpoint method, which
+    # returns Binance's rows as they came.
+    rows = exchange.public_get_klines({"symbol": "PEPEUSDT", "interval": "1m", "limit": 5})
+    assert rows
+    for row in rows:
+        open_time = int(row[0])
+        buys = [
+            t
+            for t in traded
+            if t["side"] == "Buy" and open_time <= t["timestamp"] < open_time + MINUTE
+        ]
+        assert Decimal(row[9]) == sum(Decimal(t["amount"]) for t in buys)
+        assert Decimal(row[10]) == sum(Decimal(t["price"]) * Decimal(t["amount"]) for t in buys)
+    assert any(Decimal(row[9]) > 0 for row in rows)
 
 
 def test_ccxt_trades_equal_native_history(srv: Server, exchange: ccxt.binance) -> None:

@@ -126,6 +126,39 @@ def test_klines_rows_equal_the_native_candles(client: httpx.Client, traded: list
     assert ui == rows
 
 
+def test_klines_taker_buy_volumes_are_the_buy_trades_of_each_window(
+    client: httpx.Client, traded: list
+) -> None:
+    for interval, width in (("1m", 1), ("3m", 3), ("1d", 1440)):
+        rows = decoded(
+            client.get("/api/v3/klines", params={"symbol": "DOGEUSDT", "interval": interval})
+        )
+        assert rows
+        for row in rows:
+            buys = [
+                t
+                for t in traded
+                if t["side"] == "Buy" and row[0] <= t["timestamp"] < row[0] + width * MINUTE
+            ]
+            assert Decimal(row[9]) == sum(Decimal(t["amount"]) for t in buys)
+            assert Decimal(row[10]) == sum(Decimal(t["price"]) * Decimal(t["amount"]) for t in buys)
+            assert Decimal(row[9]) <= Decimal(row[5])
+            assert row[11] == "0"
+        # Some windows hold both sides: the split is not all or nothing.
+        assert any(0 < Decimal(row[9]) < Decimal(row[5]) for row in rows)
+    # The native candles carry the same figures.
+    for candle in native(client, "DOGE", "1m", limit=1000):
+        buys = [
+            t
+            for t in traded
+            if t["side"] == "Buy" and candle["timestamp"] <= t["timestamp"] <= candle["close_time"]
+        ]
+        assert candle["buy_volume"] == sum(Decimal(t["amount"]) for t in buys)
+        assert candle["buy_quote_volume"] == sum(
+            Decimal(t["price"]) * Decimal(t["amount"]) for t in buys
+        )
+
+
 def test_derived_intervals_are_exact_merges_of_stored_candles(
     client: httpx.Client, traded: list
 ) -> None:

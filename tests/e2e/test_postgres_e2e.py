@@ -86,9 +86,10 @@ def klines(client: httpx.Client, symbol: str, interval: str, first: int, last: i
     return [{k: v for k, v in c.items() if k != "closed"} for c in data if c["trades"]]
 
 
-def reference(rows: Sequence[tuple[str, int, int, int]], step: int) -> list[dict[str, Any]]:
-    """Candles of stored ``(id, ts, price ticks, amount lots)`` rows, computed in Decimal."""
-    groups: dict[int, list[tuple[str, int, int, int]]] = {}
+def reference(rows: Sequence[tuple[str, int, int, int, str]], step: int) -> list[dict[str, Any]]:
+    """Candles of stored ``(id, ts, price ticks, amount lots, side)`` rows, computed in
+    Decimal."""
+    groups: dict[int, list[tuple[str, int, int, int, str]]] = {}
     for row in rows:
         groups.setdefault(align(row[1], step), []).append(row)
     out = []
@@ -96,6 +97,7 @@ def reference(rows: Sequence[tuple[str, int, int, int]], step: int) -> list[dict
         group.sort(key=lambda row: (row[1], row[0]))
         prices = [Decimal(row[2]) * TICK for row in group]
         amounts = [Decimal(row[3]) * LOT for row in group]
+        buys = [(p, a) for p, a, row in zip(prices, amounts, group, strict=True) if row[4] == "Buy"]
         out.append(
             {
                 "timestamp": open_time,
@@ -109,18 +111,20 @@ def reference(rows: Sequence[tuple[str, int, int, int]], step: int) -> list[dict
                 ),
                 "trades": len(group),
                 "close_time": open_time + step - 1,
+                "buy_volume": sum((a for _, a in buys), Decimal(0)),
+                "buy_quote_volume": sum((p * a for p, a in buys), Decimal(0)),
             }
         )
     return out
 
 
-def stored_trades(url: str, symbol: str) -> dict[str, tuple[str, int, int, int]]:
+def stored_trades(url: str, symbol: str) -> dict[str, tuple[str, int, int, int, str]]:
     """The trades the database holds for ``symbol``, by id, read with a client of our own."""
     import psycopg
 
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT id, ts, price, amount FROM trades WHERE symbol = %s", (symbol,)
+            "SELECT id, ts, price, amount, side FROM trades WHERE symbol = %s", (symbol,)
         ).fetchall()
     return {row[0]: row for row in rows}
 

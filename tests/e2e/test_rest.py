@@ -32,6 +32,8 @@ CANDLE_FIELDS = {
     "trades",
     "close_time",
     "closed",
+    "buy_volume",
+    "buy_quote_volume",
 }
 # How long after a second boundary the server may still serve the previous second as open:
 # its clock closes candles 250 ms after they end (CLOSE_DELAY_MS), plus scheduling.
@@ -106,9 +108,12 @@ def reference(trades: Sequence[RefTrade], step: int, start: int, end: int) -> li
             o, h, lo, c = group[0].price, max(prices), min(prices), group[-1].price
             volume = sum((x.amount for x in group), Decimal(0))
             quote = sum((x.price * x.amount for x in group), Decimal(0))
+            buys = [x for x in group if x.side == "Buy"]
+            buy_volume = sum((x.amount for x in buys), Decimal(0))
+            buy_quote = sum((x.price * x.amount for x in buys), Decimal(0))
         elif close is not None:
             o = h = lo = c = close
-            volume = quote = Decimal(0)
+            volume = quote = buy_volume = buy_quote = Decimal(0)
         else:
             continue
         close = c
@@ -123,6 +128,8 @@ def reference(trades: Sequence[RefTrade], step: int, start: int, end: int) -> li
                 "quote_volume": quote,
                 "trades": len(group),
                 "close_time": open_time + step - 1,
+                "buy_volume": buy_volume,
+                "buy_quote_volume": buy_quote,
             }
         )
     return out

@@ -230,7 +230,7 @@ async def test_kline_stream_starts_with_the_open_candle_and_numbers_every_update
         assert (first["symbol"], first["interval"]) == ("KSEQ", "1m")
         assert set(first["candle"]) == {
             "timestamp", "open", "high", "low", "close", "volume", "quote_volume", "trades",
-            "close_time", "closed",
+            "close_time", "closed", "buy_volume", "buy_quote_volume",
         }  # fmt: skip
         assert first["candle"]["closed"] is False
         assert first["seq"] >= snapshot["seq"]

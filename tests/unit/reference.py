@@ -2,7 +2,8 @@
 
 The reference works on the ``Decimal`` values the test generated (never on the book's integer
 ticks and lots): group the trades by ``ts - ts % interval_ms``, sort each group by the order key
-``(ts, id)``, and sum in ``Decimal``. Empty intervals are flat at the previous close; nothing
+``(ts, id)``, and sum in ``Decimal`` (the taker buy volumes over the trades whose taker bought).
+Empty intervals are flat at the previous close; nothing
 exists before the first trade. The book's candles are rendered to ``Decimal`` through
 ``format_units`` (as the service serves them) before they are compared.
 """
@@ -14,7 +15,7 @@ from decimal import Decimal
 from hypothesis import strategies as st
 
 from memetrade.domain.candle_book import CandleBook
-from memetrade.domain.candles import Candle, CandleRules, CandleUpdate
+from memetrade.domain.candles import Candle, CandleRules, CandleUpdate, flat_candle
 from memetrade.domain.intervals import INTERVALS, Interval
 from memetrade.domain.numbers import format_units
 from memetrade.domain.symbols import SymbolSpec
@@ -36,6 +37,7 @@ class RefTrade:
     ts: int
     price: Decimal
     amount: Decimal
+    side: Side
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class RefCandle:
     volume: Decimal
     quote_volume: Decimal
     trades: int
+    buy_volume: Decimal
+    buy_quote_volume: Decimal
 
 
 def bucket(ts: int, interval_ms: int) -> int:
@@ -72,6 +76,7 @@ def reference_candles(
         group = sorted(groups.get(t, []), key=lambda trade: (trade.ts, trade.id))
         if group:
             prices = [trade.price for trade in group]
+            buys = [trade for trade in group if trade.side is Side.BUY]
             candle = RefCandle(
                 t,
                 group[0].price,
@@ -81,10 +86,13 @@ def reference_candles(
                 sum((trade.amount for trade in group), Decimal(0)),
                 sum((trade.price * trade.amount for trade in group), Decimal(0)),
                 len(group),
+                sum((trade.amount for trade in buys), Decimal(0)),
+                sum((trade.price * trade.amount for trade in buys), Decimal(0)),
             )
         else:
             assert close is not None
-            candle = RefCandle(t, close, close, close, close, Decimal(0), Decimal(0), 0)
+            zero = Decimal(0)
+            candle = RefCandle(t, close, close, close, close, zero, zero, 0, zero, zero)
         close = candle.close
         if t >= start:
             out.append(candle)
@@ -107,6 +115,8 @@ def to_ref(candle: Candle, spec: SymbolSpec = SPEC) -> RefCandle:
         dec(candle.volume, a),
         dec(candle.quote_volume, p + a),
         candle.trades,
+        dec(candle.buy_volume, a),
+        dec(candle.buy_quote_volume, p + a),
     )
 
 
@@ -116,7 +126,7 @@ def merge_candles(open_time: int, parts: Sequence[Candle]) -> Candle:
     full = [c for c in parts if c.trades]
     if not full:
         close = parts[0].close
-        return Candle(open_time, close, close, close, close, 0, 0, 0, None, None)
+        return flat_candle(open_time, close)
     return Candle(
         open_time,
         full[0].open,
@@ -128,6 +138,8 @@ def merge_candles(open_time: int, parts: Sequence[Candle]) -> Candle:
         sum(c.trades for c in full),
         full[0].first,
         full[-1].last,
+        sum(c.buy_volume for c in full),
+        sum(c.buy_quote_volume for c in full),
     )
 
 
@@ -137,7 +149,7 @@ def trade_pair(
     """A domain trade built through ``make_trade`` from ``Decimal`` edge values, and its twin."""
     price = Decimal(ticks).scaleb(-SPEC.price_decimals)
     amount = Decimal(lots).scaleb(-SPEC.amount_decimals)
-    return make_trade(SPEC, tid, price, amount, side, ts), RefTrade(tid, ts, price, amount)
+    return make_trade(SPEC, tid, price, amount, side, ts), RefTrade(tid, ts, price, amount, side)
 
 
 ids = st.text(alphabet="abqz09-", min_size=1, max_size=4)

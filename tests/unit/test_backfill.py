@@ -57,6 +57,7 @@ def recompute(trades: list[Trade], interval: Interval) -> list[Candle]:
     for t in sorted(groups):
         group = sorted(groups[t], key=lambda trade: (trade.ts, trade.id))
         first, last = group[0], group[-1]
+        buys = [trade for trade in group if trade.side is Side.BUY]
         out.append(
             Candle(
                 t,
@@ -69,6 +70,8 @@ def recompute(trades: list[Trade], interval: Interval) -> list[Candle]:
                 len(group),
                 (first.ts, first.id),
                 (last.ts, last.id),
+                sum(trade.amount for trade in buys),
+                sum(trade.price * trade.amount for trade in buys),
             )
         )
     return out
@@ -267,7 +270,10 @@ class LoopClock:
 def candle_update(symbol: str, interval: Interval, trade: Trade, count: int = 1) -> CandleUpdate:
     p = trade.price
     key = (trade.ts, trade.id)
-    candle = Candle(interval.open_time(trade.ts), p, p, p, p, 1, p, count, key, key)
+    buy = trade.side is Side.BUY
+    candle = Candle(
+        interval.open_time(trade.ts), p, p, p, p, 1, p, count, key, key, int(buy), p if buy else 0
+    )
     return CandleUpdate(symbol, interval, candle, False, 1)
 
 
@@ -283,7 +289,7 @@ async def test_memory_store_inserts_trades_once_and_upserts_non_empty_candles() 
     empty = CandleUpdate(
         "DOGE",
         minute,
-        Candle(minute.open_time(NOW) + 60_000, 1, 1, 1, 1, 0, 0, 0, None, None),
+        Candle(minute.open_time(NOW) + 60_000, 1, 1, 1, 1, 0, 0, 0, None, None, 0, 0),
         False,
         2,
     )

@@ -19,6 +19,9 @@ SPAN_MS = 2 * HOUR
 RULES = CandleRules(max_trade_age_ms=SPAN_MS + 1000, max_trade_ahead_ms=0, history_limit=10_000)
 MAX_UNITS = 2**62 - 1
 
+# Mostly buys, so that buy sums pass 2**63 where total sums do.
+SIDES = (Side.BUY, Side.BUY, Side.SELL)
+
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -63,6 +66,7 @@ def batch(trades: list[Trade], interval: Interval) -> list[Candle]:
         np.array([t.ts for t in ordered], dtype=np.int64),
         np.array([t.price for t in ordered], dtype=np.int64),
         np.array([t.amount for t in ordered], dtype=np.int64),
+        np.array([t.side is Side.BUY for t in ordered], dtype=np.bool_),
         [t.id for t in ordered],
     )
 
@@ -89,24 +93,37 @@ def test_batch_candles_equal_streaming_candles_on_the_int64_fast_path(
 
 def test_quote_volume_sums_past_int64_exactly() -> None:
     # Products that each fit in int64 but whose sum does not (a busy PEPE hour), and products
-    # that do not fit at all: both must be the exact Python-int sums.
+    # that do not fit at all: both must be the exact Python-int sums, the taker buy part too.
     for price, amount in ((1_300_000, 4 * 10**13), (2**61 + 12345, 2**61 + 678)):
         n = 1000
         trades = [
-            Trade(f"{i:05d}", "MEME", price + i, amount - i, Side.BUY, T0 + i) for i in range(n)
+            Trade(f"{i:05d}", "MEME", price + i, amount - i, SIDES[i % 3], T0 + i) for i in range(n)
         ]
+        buys = [t for t in trades if t.side is Side.BUY]
         (candle,) = batch(trades, INTERVALS[-1])
         assert candle.quote_volume == sum(t.price * t.amount for t in trades)
         assert candle.volume == sum(t.amount for t in trades)
-        assert candle.quote_volume > 2**63
+        assert candle.buy_quote_volume == sum(t.price * t.amount for t in buys)
+        assert candle.buy_volume == sum(t.amount for t in buys)
+        assert candle.buy_quote_volume > 2**63
+
+
+def test_volumes_of_sells_only_have_no_taker_buy_part() -> None:
+    trades = [Trade(f"{i}", "MEME", 10 + i, 3, Side.SELL, T0 + i * 500) for i in range(4)]
+    for candle in batch(trades, INTERVALS[0]):
+        assert candle.volume > 0
+        assert (candle.buy_volume, candle.buy_quote_volume) == (0, 0)
 
 
 def test_no_trades_give_no_candles() -> None:
     empty = np.zeros(0, dtype=np.int64)
-    assert aggregate(60_000, empty, empty, empty, []) == []
+    assert aggregate(60_000, empty, empty, empty, np.zeros(0, dtype=np.bool_), []) == []
 
 
 def test_columns_of_different_lengths_are_refused() -> None:
     one = np.ones(1, dtype=np.int64)
+    buy = np.ones(1, dtype=np.bool_)
     with pytest.raises(ValueError, match="same length"):
-        aggregate(60_000, one, one, np.ones(2, dtype=np.int64), ["a"])
+        aggregate(60_000, one, one, np.ones(2, dtype=np.int64), buy, ["a"])
+    with pytest.raises(ValueError, match="same length"):
+        aggregate(60_000, one, one, one, np.ones(2, dtype=np.bool_), ["a"])

@@ -14,7 +14,7 @@ ONE_S, ONE_M, ONE_H = parse_interval("1s"), parse_interval("1m"), parse_interval
 
 
 def flat(t: int, close: int) -> Candle:
-    return Candle(t, close, close, close, close, 0, 0, 0, None, None)
+    return Candle(t, close, close, close, close, 0, 0, 0, None, None, 0, 0)
 
 
 class Feed:
@@ -56,7 +56,7 @@ def test_the_first_trade_opens_a_candle_at_every_interval() -> None:
     for interval in INTERVALS:
         t = S - S % interval.ms
         candle, closed = updates[(interval.name, t)]
-        assert candle == Candle(t, 10, 10, 10, 10, 3, 30, 1, (S + 250, "a"), (S + 250, "a"))
+        assert candle == Candle(t, 10, 10, 10, 10, 3, 30, 1, (S + 250, "a"), (S + 250, "a"), 3, 30)
         assert not closed
         assert feed.book.open_time(interval) == t
 
@@ -94,7 +94,10 @@ def test_a_late_trade_that_moves_the_close_republishes_the_following_empty_candl
     updates = feed.drain()
     seconds = {t: u for (name, t), u in updates.items() if name == "1s"}
     assert sorted(seconds) == [S, S + 1_000, S + 2_000]  # not S+3, which has its own trade
-    assert seconds[S] == (Candle(S, 10, 15, 10, 15, 2, 25, 2, (S + 100, "a"), (S + 900, "c")), True)
+    assert seconds[S] == (
+        Candle(S, 10, 15, 10, 15, 2, 25, 2, (S + 100, "a"), (S + 900, "c"), 2, 25),
+        True,
+    )
     assert seconds[S + 1_000] == (flat(S + 1_000, 15), True)
     assert seconds[S + 2_000] == (flat(S + 2_000, 15), True)
     # The minute that holds all of it is still open; it is republished too.

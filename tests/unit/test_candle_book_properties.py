@@ -24,7 +24,7 @@ from memetrade.domain.candle_book import CandleBook
 from memetrade.domain.candles import Candle, CandleRules
 from memetrade.domain.errors import TradeTooNew, TradeTooOld
 from memetrade.domain.intervals import INTERVALS
-from memetrade.domain.trades import Trade
+from memetrade.domain.trades import Side, Trade
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -206,10 +206,12 @@ def test_empty_intervals_are_flat_at_the_previous_close_and_nothing_precedes_the
             if candle.trades == 0:
                 flat = previous.close
                 assert candle == Candle(
-                    candle.open_time, flat, flat, flat, flat, 0, 0, 0, None, None
+                    candle.open_time, flat, flat, flat, flat, 0, 0, 0, None, None, 0, 0
                 )
             else:
                 assert candle.volume > 0
+                assert 0 <= candle.buy_volume <= candle.volume
+                assert 0 <= candle.buy_quote_volume <= candle.quote_volume
     assert_matches_reference(book, [ref for _, ref in trades])
 
 
@@ -406,13 +408,14 @@ TIGHT_RULES = CandleRules(max_trade_age_ms=3_000, max_trade_ahead_ms=1_000, hist
             ),
             st.integers(1, 30),
             st.booleans(),
+            st.sampled_from(Side),
         ),
         min_size=1,
         max_size=40,
     )
 )
 def test_candles_served_within_memory_are_right_after_old_ones_are_dropped(
-    steps: list[tuple[int, int, int, bool]],
+    steps: list[tuple[int, int, int, bool, Side]],
 ) -> None:
     # A tiny memory (6 one-second candles, 3 of each coarser interval) and a clock that jumps:
     # every candle the book still serves must be right, and the only candles it may omit are
@@ -421,11 +424,11 @@ def test_candles_served_within_memory_are_right_after_old_ones_are_dropped(
     consumer = Consumer(book)
     refs: list[RefTrade] = []
     now = T0
-    for n, (tick, offset, ticks, advance) in enumerate(steps):
+    for n, (tick, offset, ticks, advance, side) in enumerate(steps):
         now += tick
         if advance:
             book.advance(now)
-        trade, ref = trade_pair(f"t{n}", now + offset, ticks, 1)
+        trade, ref = trade_pair(f"t{n}", now + offset, ticks, 1, side)
         assert book.apply(trade, now) is True
         refs.append(ref)
         consumer.drain()

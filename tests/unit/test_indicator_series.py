@@ -26,10 +26,10 @@ def candle(t: int, close: int, volume: int, prev: int | None = None) -> Candle:
     """A candle with trades (``volume`` > 0), or empty: flat at ``prev`` with no volume."""
     if volume == 0:
         assert prev is not None
-        return Candle(t, prev, prev, prev, prev, 0, 0, 0, None, None)
+        return Candle(t, prev, prev, prev, prev, 0, 0, 0, None, None, 0, 0)
     low = min(close, prev or close)
     return Candle(t, prev or close, max(close, prev or close), low, close, volume,
-                  close * volume + volume // 2, 2, (t, "a"), (t + 1, "b"))
+                  close * volume + volume // 2, 2, (t, "a"), (t + 1, "b"), 0, 0)
 
 
 def build(bars: list[tuple[int, int]]) -> list[Candle]:
@@ -145,7 +145,8 @@ def test_a_bounded_window_keeps_the_values_of_an_unbounded_one(
         revised = candles[-2]
         bumped = Candle(revised.open_time, revised.open, max(revised.high, 61), revised.low,
                         61, revised.volume + 1, revised.quote_volume + 61, revised.trades + 1,
-                        revised.first, revised.last)
+                        revised.first, revised.last, revised.buy_volume,
+                        revised.buy_quote_volume)
         candles[-2] = bumped
         bounded.update([(bumped, True)])
     full = fresh(ind, candles, open_last=False)

@@ -51,7 +51,8 @@ def generated_closes(n: int = CANDLES, seed: int = 7) -> list[int]:
 
 def ours(indicator: Indicator, closes: list[int]) -> list[tuple[float, ...] | None]:
     candles = [
-        Candle(i * 60_000, c, c, c, c, 1, c, 1, (i, "a"), (i, "a")) for i, c in enumerate(closes)
+        Candle(i * 60_000, c, c, c, c, 1, c, 1, (i, "a"), (i, "a"), 1, c)
+        for i, c in enumerate(closes)
     ]
     series = IndicatorSeries(INTERVALS[1], (indicator,))
     series.extend(candles)

@@ -14,9 +14,9 @@ T0 = 1_700_000_000_000 // MINUTE * MINUTE
 def minute(i: int, close: int, volume: int, prev: int) -> Candle:
     t = T0 + i * MINUTE
     if volume == 0:
-        return Candle(t, prev, prev, prev, prev, 0, 0, 0, None, None)
+        return Candle(t, prev, prev, prev, prev, 0, 0, 0, None, None, 0, 0)
     return Candle(t, prev, max(prev, close) + 1, min(prev, close), close, volume,
-                  close * volume, volume, (t + 5, "a"), (t + 7, "b"))
+                  close * volume, volume, (t + 5, "a"), (t + 7, "b"), volume, close * volume)
 
 
 def naive(latest: dict[int, Candle]) -> tuple[int, ...]:

@@ -71,7 +71,9 @@ def candle_json(spec: SymbolSpec, interval: Interval, candle: Candle, closed: bo
         f'"volume":{format_units(candle.volume, ad)},'
         f'"quote_volume":{format_units(candle.quote_volume, pd + ad)},'
         f'"trades":{candle.trades},"close_time":{candle.open_time + interval.ms - 1},'
-        f'"closed":{"true" if closed else "false"}}}'
+        f'"closed":{"true" if closed else "false"},'
+        f'"buy_volume":{format_units(candle.buy_volume, ad)},'
+        f'"buy_quote_volume":{format_units(candle.buy_quote_volume, pd + ad)}}}'
     )
 
 

@@ -23,12 +23,15 @@ The book never reads a clock: callers pass ``now`` (epoch ms) in.
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from memetrade.domain.candles import Candle, CandleRules, CandleUpdate
+from memetrade.domain.candles import Candle, CandleRules, CandleUpdate, flat_candle
 from memetrade.domain.errors import TradeTooOld
 from memetrade.domain.intervals import INTERVALS, Interval
-from memetrade.domain.trades import Trade
+from memetrade.domain.trades import Side, Trade
 
 __all__ = ["CandleBook"]
+
+# A module constant: one global lookup in ``_Bar.add``, the per-trade hot path, not two.
+_BUY = Side.BUY
 
 
 class _Bar:
@@ -36,6 +39,8 @@ class _Bar:
     bar leaves memory) is kept on 1s bars only."""
 
     __slots__ = (
+        "buy_quote",
+        "buy_volume",
         "close",
         "count",
         "first_id",
@@ -55,6 +60,10 @@ class _Bar:
         self.open = self.high = self.low = self.close = price
         self.volume = trade.amount
         self.quote = price * trade.amount
+        if trade.side is _BUY:
+            self.buy_volume, self.buy_quote = trade.amount, self.quote
+        else:
+            self.buy_volume = self.buy_quote = 0
         self.count = 1
         self.first_ts = self.last_ts = trade.ts
         self.first_id = self.last_id = trade.id
@@ -67,6 +76,7 @@ class _Bar:
         bar = cls.__new__(cls)
         bar.open, bar.high, bar.low, bar.close = candle.open, candle.high, candle.low, candle.close
         bar.volume, bar.quote, bar.count = candle.volume, candle.quote_volume, candle.trades
+        bar.buy_volume, bar.buy_quote = candle.buy_volume, candle.buy_quote_volume
         bar.first_ts, bar.first_id = candle.first
         bar.last_ts, bar.last_id = candle.last
         bar.ids = None
@@ -79,8 +89,13 @@ class _Bar:
             self.high = price
         elif price < self.low:
             self.low = price
-        self.volume += trade.amount
-        self.quote += price * trade.amount
+        amount = trade.amount
+        quote = price * amount
+        self.volume += amount
+        self.quote += quote
+        if trade.side is _BUY:
+            self.buy_volume += amount
+            self.buy_quote += quote
         self.count += 1
         if ts > self.last_ts or (ts == self.last_ts and tid > self.last_id):
             self.close, self.last_ts, self.last_id = price, ts, tid
@@ -96,6 +111,8 @@ class _Bar:
             self.low = other.low
         self.volume += other.volume
         self.quote += other.quote
+        self.buy_volume += other.buy_volume
+        self.buy_quote += other.buy_quote
         self.count += other.count
         if (other.last_ts, other.last_id) > (self.last_ts, self.last_id):
             self.close, self.last_ts, self.last_id = other.close, other.last_ts, other.last_id
@@ -121,6 +138,8 @@ class _Bar:
             self.count,
             (self.first_ts, self.first_id),
             (self.last_ts, self.last_id),
+            self.buy_volume,
+            self.buy_quote,
         )
 
 
@@ -420,4 +439,4 @@ class CandleBook:
         close = prev_close if prev_close is not None else level.close_before(t)
         if close is None:
             return None
-        return Candle(t, close, close, close, close, 0, 0, 0, None, None)
+        return flat_candle(t, close)

@@ -8,7 +8,7 @@ from memetrade.domain.errors import TradeTooNew, TradeTooOld
 from memetrade.domain.intervals import Interval
 from memetrade.domain.trades import Trade
 
-__all__ = ["Candle", "CandleRules", "CandleUpdate", "fill_gaps"]
+__all__ = ["Candle", "CandleRules", "CandleUpdate", "fill_gaps", "flat_candle"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,8 @@ class Candle(msgspec.Struct, frozen=True):
     tick-lots (price times amount). An empty candle (``trades == 0``) is flat at the previous
     close with zero volume. ``first``/``last`` are the (ts, id) order keys of the trades that
     set ``open`` and ``close``; they let candles merge and take late trades exactly.
+    ``buy_volume``/``buy_quote_volume`` are the part of ``volume``/``quote_volume`` whose taker
+    bought (``Side.BUY``), in the same units: Binance's "taker buy" volumes.
 
     A frozen msgspec Struct: candles are built in bulk (every read materialises them, a
     rebuild makes tens of thousands), and one costs a tenth of a frozen dataclass's."""
@@ -65,10 +67,19 @@ class Candle(msgspec.Struct, frozen=True):
     trades: int
     first: tuple[int, str] | None
     last: tuple[int, str] | None
+    # Last, so that a positional construction written for the fields above cannot shift one
+    # into another's place unnoticed: it fails for lack of these.
+    buy_volume: int
+    buy_quote_volume: int
 
     def close_time(self, interval: Interval) -> int:
         """The last millisecond inside the candle, as Binance reports it."""
         return self.open_time + interval.ms - 1
+
+
+def flat_candle(open_time: int, close: int) -> Candle:
+    """The candle of an interval without trades: flat at the previous ``close``, no volume."""
+    return Candle(open_time, close, close, close, close, 0, 0, 0, None, None, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +108,7 @@ def fill_gaps(
         if candle is None:
             if close is None:
                 continue
-            candle = Candle(t, close, close, close, close, 0, 0, 0, None, None)
+            candle = flat_candle(t, close)
         out.append(candle)
         close = candle.close
     return out

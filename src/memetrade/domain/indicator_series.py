@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memetrade.domain.candles import Candle, CandleRules
+from memetrade.domain.candles import Candle, CandleRules, flat_candle
 from memetrade.domain.indicators import Indicator, Value
 from memetrade.domain.intervals import Interval
 
@@ -101,7 +101,7 @@ class IndicatorSeries:
             if t > newest:
                 close = candles[-1].close
                 for gap in range(newest + step, t, step):
-                    candles.append(Candle(gap, close, close, close, close, 0, 0, 0, None, None))
+                    candles.append(flat_candle(gap, close))
                     touched.add(gap)
                 candles.append(candle)
                 touched.add(t)

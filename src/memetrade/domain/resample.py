@@ -6,17 +6,17 @@ to a time zone rather than to UTC. A ``Bucket`` is such a window: a length and a
 (``open_time ≡ -offset_ms (mod ms)``, so a +08:00 day opens at 16:00 UTC), with the stored
 interval it is merged from: the coarsest whose candles tile it exactly.
 
-``merge_candles`` follows the candle book's own merge rule: high/low/volume/quote/trades are
-sums or extremes over the non-empty parts; open and close are those of the parts holding the
-first and last trade by ``(ts, id)``; a window with no trade is flat at the previous close.
-So an hour merged here equals the hour the book keeps, and a day merged from hours equals a
-day merged from minutes.
+``merge_candles`` follows the candle book's own merge rule: high/low, the volumes (taker buy
+volumes included) and trades are sums or extremes over the non-empty parts; open and close
+are those of the parts holding the first and last trade by ``(ts, id)``; a window with no
+trade is flat at the previous close. So an hour merged here equals the hour the book keeps,
+and a day merged from hours equals a day merged from minutes.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from memetrade.domain.candles import Candle
+from memetrade.domain.candles import Candle, flat_candle
 from memetrade.domain.errors import UnknownInterval
 from memetrade.domain.intervals import INTERVALS, Interval
 
@@ -108,7 +108,7 @@ def _merge(open_time: int, parts: list[Candle]) -> Candle:
     traded = [c for c in parts if c.trades]
     if not traded:
         close = parts[-1].close  # flat parts are all at the previous close
-        return Candle(open_time, close, close, close, close, 0, 0, 0, None, None)
+        return flat_candle(open_time, close)
     first = min(traded, key=_first_key)
     last = max(traded, key=_last_key)
     return Candle(
@@ -122,6 +122,8 @@ def _merge(open_time: int, parts: list[Candle]) -> Candle:
         sum(c.trades for c in traded),
         first.first,
         last.last,
+        sum(c.buy_volume for c in traded),
+        sum(c.buy_quote_volume for c in traded),
     )
 
 

@@ -72,5 +72,7 @@ def encode_candle(update: CandleUpdate) -> bytes:
             "volume": c.volume,
             "quote_volume": c.quote_volume,
             "trades": c.trades,
+            "buy_volume": c.buy_volume,
+            "buy_quote_volume": c.buy_quote_volume,
         }
     )

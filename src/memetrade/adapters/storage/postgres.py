@@ -27,11 +27,11 @@ Design, and why:
   take row locks in the same order and cannot deadlock.
 * Duplicate trade ids within one batch are dropped here, keeping the first, as SQLite keeps the
   first it inserts; an INSERT must never see one key twice.
-* Schema: ``schema_version`` holds one row per applied migration; ``_MIGRATIONS[i]`` takes
-  version ``i`` to ``i + 1``. Pending steps, their version rows and the symbol check commit in
-  one transaction under a transaction-scoped advisory lock, so two processes starting at once
-  migrate once (the second waits, then finds nothing to do) and a refused symbol leaves the
-  database as it was.
+* Schema: ``schema_version`` holds one row per applied migration; ``_MIGRATIONS[i]`` (in
+  ``postgres_schema``) takes version ``i`` to ``i + 1``. Pending steps, their version rows and
+  the symbol check commit in one transaction under a transaction-scoped advisory lock, so two
+  processes starting at once migrate once (the second waits, then finds nothing to do) and a
+  refused symbol leaves the database as it was.
 * ``psycopg`` and pool errors become ``StorageError`` here, at the boundary (``raise ... from
   exc``), with one-line messages that name the server but never the password.
 
@@ -50,6 +50,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from memetrade.adapters.storage.postgres_schema import MIGRATIONS as _MIGRATIONS
 from memetrade.adapters.storage.rows import (
     candle_from_row,
     candle_rows,
@@ -60,7 +61,7 @@ from memetrade.domain.candles import Candle, CandleUpdate
 from memetrade.domain.intervals import Interval
 from memetrade.domain.symbols import SymbolSpec
 from memetrade.domain.trades import Trade
-from memetrade.ports import StorageError
+from memetrade.ports import StorageError, StorageUnavailable
 
 __all__ = ["PostgresStore"]
 
@@ -77,62 +78,10 @@ _CONNECT_TIMEOUT_S: Final = 10
 # How long a call waits for a free pool connection before failing with StorageError.
 _POOL_TIMEOUT_S: Final = 10.0
 
-_MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
-    # 1: symbols, trades, candles.
-    (
-        """CREATE TABLE symbols (
-            name text NOT NULL PRIMARY KEY,
-            price_decimals integer NOT NULL,
-            amount_decimals integer NOT NULL
-        )""",
-        """CREATE TABLE trades (
-            symbol text NOT NULL,
-            id text NOT NULL,
-            ts bigint NOT NULL,
-            price bigint NOT NULL,
-            amount bigint NOT NULL,
-            side text NOT NULL CHECK (side IN ('Buy', 'Sell')),
-            PRIMARY KEY (symbol, id)
-        )""",
-        # (symbol, ts) with id appended, as SQLite's index has it implicitly: trade_keys_since
-        # is then an index-only scan, and recent_trades reads (ts, id) order without a sort.
-        "CREATE INDEX trades_by_time ON trades (symbol, ts, id)",
-        """CREATE TABLE candles (
-            symbol text NOT NULL,
-            interval text NOT NULL,
-            open_time bigint NOT NULL,
-            open bigint NOT NULL,
-            high bigint NOT NULL,
-            low bigint NOT NULL,
-            close bigint NOT NULL,
-            volume numeric NOT NULL,
-            quote_volume numeric NOT NULL,
-            trades bigint NOT NULL CHECK (trades > 0),
-            first_ts bigint NOT NULL,
-            first_id text NOT NULL,
-            last_ts bigint NOT NULL,
-            last_id text NOT NULL,
-            PRIMARY KEY (symbol, interval, open_time)
-        )""",
-    ),
-    # 2: trade numbers (Trade.seq), per symbol. Trades stored before are numbered in (ts, id)
-    # order, which is the order they were accepted in except for late ones.
-    (
-        "ALTER TABLE trades ADD COLUMN seq bigint",
-        """UPDATE trades SET seq = numbered.n FROM (
-            SELECT symbol, id, row_number() OVER (PARTITION BY symbol ORDER BY ts, id) AS n
-            FROM trades
-        ) AS numbered
-        WHERE trades.symbol = numbered.symbol AND trades.id = numbered.id""",
-        "ALTER TABLE trades ALTER COLUMN seq SET NOT NULL",
-        "CREATE UNIQUE INDEX trades_by_seq ON trades (symbol, seq)",
-    ),
-)
-
 _TRADE_COLUMNS: Final = "symbol, id, ts, price, amount, side, seq"
 _CANDLE_COLUMNS: Final = (
     "open_time, open, high, low, close, volume, quote_volume, trades,"
-    " first_ts, first_id, last_ts, last_id"
+    " first_ts, first_id, last_ts, last_id, buy_volume, buy_quote_volume"
 )
 # Per-session staging tables for COPY, emptied by every commit (and by every rollback, as
 # anything a transaction wrote). Created once per pooled connection, by _configure.
@@ -144,7 +93,8 @@ _STAGING: Final[tuple[LiteralString, ...]] = (
     """CREATE TEMP TABLE candles_in (
         symbol text, interval text, open_time bigint, open bigint, high bigint, low bigint,
         close bigint, volume numeric, quote_volume numeric, trades bigint,
-        first_ts bigint, first_id text, last_ts bigint, last_id text
+        first_ts bigint, first_id text, last_ts bigint, last_id text,
+        buy_volume numeric, buy_quote_volume numeric
     ) ON COMMIT DELETE ROWS""",
 )
 _COPY_TRADES: Final = f"COPY trades_in ({_TRADE_COLUMNS}, ord) FROM STDIN"
@@ -176,7 +126,8 @@ _UPSERT_CANDLES: Final = f"""
         open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
         volume = excluded.volume, quote_volume = excluded.quote_volume, trades = excluded.trades,
         first_ts = excluded.first_ts, first_id = excluded.first_id,
-        last_ts = excluded.last_ts, last_id = excluded.last_id"""
+        last_ts = excluded.last_ts, last_id = excluded.last_id,
+        buy_volume = excluded.buy_volume, buy_quote_volume = excluded.buy_quote_volume"""
 
 _SELECT_CANDLES: Final = (
     f"SELECT {_CANDLE_COLUMNS} FROM candles WHERE symbol = %s AND interval = %s"
@@ -301,6 +252,11 @@ class PostgresStore:
         try:
             async with pool.connection() as conn:
                 return await fn(conn)
+        except psycopg.OperationalError as exc:
+            # Connection failures, a server shutting down, and the pool's PoolTimeout (a
+            # subclass) all land here: the server may well be back in a moment.
+            message = f"postgres {what} {self._target} failed: {_one_line(exc)}"
+            raise StorageUnavailable(message) from exc
         except psycopg.Error as exc:
             raise StorageError(f"postgres {what} {self._target} failed: {_one_line(exc)}") from exc
 

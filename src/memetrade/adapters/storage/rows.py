@@ -17,8 +17,9 @@ def candle_rows(
     updates: Sequence[CandleUpdate], volume: Callable[[int], Any]
 ) -> list[tuple[Any, ...]]:
     """One row per candle to upsert: (symbol, interval, open_time, open, high, low, close,
-    volume, quote_volume, trades, first_ts, first_id, last_ts, last_id), volumes passed
-    through ``volume`` (the backend's exact representation of an unbounded integer).
+    volume, quote_volume, trades, first_ts, first_id, last_ts, last_id, buy_volume,
+    buy_quote_volume), volumes passed through ``volume`` (the backend's exact representation
+    of an unbounded integer).
 
     Several updates of one candle in a batch: the last is its newest state and only that one
     is written (an upsert may not touch a row twice in one statement). Empty candles are not
@@ -47,6 +48,8 @@ def candle_rows(
                 c.trades,
                 *c.first,
                 *c.last,
+                volume(c.buy_volume),
+                volume(c.buy_quote_volume),
             )
         )
     return rows
@@ -54,8 +57,24 @@ def candle_rows(
 
 def candle_from_row(row: Sequence[Any]) -> Candle:
     """A candle from (open_time, open, high, low, close, volume, quote_volume, trades,
-    first_ts, first_id, last_ts, last_id); volumes may come as text or exact Decimal."""
-    open_time, o, h, lo, c, volume, quote, trades, first_ts, first_id, last_ts, last_id = row
+    first_ts, first_id, last_ts, last_id, buy_volume, buy_quote_volume); volumes may come as
+    text or exact Decimal."""
+    (
+        open_time,
+        o,
+        h,
+        lo,
+        c,
+        volume,
+        quote,
+        trades,
+        first_ts,
+        first_id,
+        last_ts,
+        last_id,
+        buy_volume,
+        buy_quote,
+    ) = row
     return Candle(
         open_time=open_time,
         open=o,
@@ -67,6 +86,8 @@ def candle_from_row(row: Sequence[Any]) -> Candle:
         trades=trades,
         first=(first_ts, first_id),
         last=(last_ts, last_id),
+        buy_volume=int(buy_volume),
+        buy_quote_volume=int(buy_quote),
     )
 
 

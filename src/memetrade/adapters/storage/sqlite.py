@@ -18,9 +18,9 @@ Design, and why:
 * Trades go in with ``ON CONFLICT (symbol, id) DO NOTHING``, not ``INSERT OR IGNORE``: OR IGNORE
   also silently skips rows that break a NOT NULL or CHECK constraint, which would be a silent
   loss. The upsert clause absorbs only the duplicate ids that idempotent ingest means to ignore.
-* The schema version is ``PRAGMA user_version``; ``_MIGRATIONS[i]`` takes version ``i`` to
-  ``i + 1``. Pending steps, the version bump and the symbol check commit in one transaction, so a
-  crash or a refused symbol leaves the file as it was.
+* The schema version is ``PRAGMA user_version``; ``_MIGRATIONS[i]`` (in ``sqlite_schema``)
+  takes version ``i`` to ``i + 1``. Pending steps, the version bump and the symbol check commit
+  in one transaction, so a crash or a refused symbol leaves the file as it was.
 * ``sqlite3`` errors become ``StorageError`` here, at the boundary (``raise ... from exc``).
 
 Cancelling a caller of ``write`` does not cancel the write: it still runs to COMMIT or ROLLBACK on
@@ -44,6 +44,8 @@ from memetrade.adapters.storage.rows import (
     steps_changed,
     trades_from_rows,
 )
+from memetrade.adapters.storage.sqlite_schema import MIGRATIONS as _MIGRATIONS
+from memetrade.adapters.storage.sqlite_schema import register_functions
 from memetrade.domain.candles import Candle, CandleUpdate
 from memetrade.domain.intervals import Interval
 from memetrade.domain.symbols import SymbolSpec
@@ -68,57 +70,6 @@ _WRITER_CACHE_KIB: Final = 64 * 1024
 _WAL_AUTOCHECKPOINT_PAGES: Final = 10_000
 _WAL_SIZE_LIMIT_BYTES: Final = 64 * 1024 * 1024
 
-_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
-    # 1: symbols, trades, candles.
-    (
-        """CREATE TABLE symbols (
-            name TEXT NOT NULL PRIMARY KEY,
-            price_decimals INTEGER NOT NULL,
-            amount_decimals INTEGER NOT NULL
-        ) WITHOUT ROWID""",
-        """CREATE TABLE trades (
-            symbol TEXT NOT NULL,
-            id TEXT NOT NULL,
-            ts INTEGER NOT NULL,
-            price INTEGER NOT NULL,
-            amount INTEGER NOT NULL,
-            side TEXT NOT NULL CHECK (side IN ('Buy', 'Sell')),
-            PRIMARY KEY (symbol, id)
-        ) WITHOUT ROWID""",
-        # SQLite appends the primary key to the index entries, so this is (symbol, ts, id): it
-        # answers trade_keys_since alone and gives recent_trades its (ts, id) order without a sort.
-        "CREATE INDEX trades_by_time ON trades (symbol, ts)",
-        """CREATE TABLE candles (
-            symbol TEXT NOT NULL,
-            interval TEXT NOT NULL,
-            open_time INTEGER NOT NULL,
-            open INTEGER NOT NULL,
-            high INTEGER NOT NULL,
-            low INTEGER NOT NULL,
-            close INTEGER NOT NULL,
-            volume TEXT NOT NULL,
-            quote_volume TEXT NOT NULL,
-            trades INTEGER NOT NULL CHECK (trades > 0),
-            first_ts INTEGER NOT NULL,
-            first_id TEXT NOT NULL,
-            last_ts INTEGER NOT NULL,
-            last_id TEXT NOT NULL,
-            PRIMARY KEY (symbol, interval, open_time)
-        ) WITHOUT ROWID""",
-    ),
-    # 2: trade numbers (Trade.seq), per symbol. Trades stored before are numbered in (ts, id)
-    # order, which is the order they were accepted in except for late ones.
-    (
-        "ALTER TABLE trades ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
-        """UPDATE trades SET seq = numbered.n FROM (
-            SELECT symbol, id, row_number() OVER (PARTITION BY symbol ORDER BY ts, id) AS n
-            FROM trades
-        ) AS numbered
-        WHERE trades.symbol = numbered.symbol AND trades.id = numbered.id""",
-        "CREATE UNIQUE INDEX trades_by_seq ON trades (symbol, seq)",
-    ),
-)
-
 # Trades arrive numbered (the service numbers them as it accepts them): a plain insert.
 _INSERT_TRADE: Final = """
     INSERT INTO trades (symbol, id, ts, price, amount, side, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -136,17 +87,18 @@ _SELECT_TRADES: Final = "SELECT id, price, amount, side, ts, seq FROM trades WHE
 
 _CANDLE_COLUMNS: Final = (
     "open_time, open, high, low, close, volume, quote_volume, trades,"
-    " first_ts, first_id, last_ts, last_id"
+    " first_ts, first_id, last_ts, last_id, buy_volume, buy_quote_volume"
 )
 # A candle update carries the candle's whole new state, so the stored row is replaced.
 _UPSERT_CANDLE: Final = f"""
     INSERT INTO candles (symbol, interval, {_CANDLE_COLUMNS})
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
         open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
         volume = excluded.volume, quote_volume = excluded.quote_volume, trades = excluded.trades,
         first_ts = excluded.first_ts, first_id = excluded.first_id,
-        last_ts = excluded.last_ts, last_id = excluded.last_id"""
+        last_ts = excluded.last_ts, last_id = excluded.last_id,
+        buy_volume = excluded.buy_volume, buy_quote_volume = excluded.buy_quote_volume"""
 
 _SELECT_CANDLES: Final = f"SELECT {_CANDLE_COLUMNS} FROM candles WHERE symbol = ? AND interval = ?"
 
@@ -247,6 +199,7 @@ class SqliteStore:
                 f"{self._path} has schema version {version} but this memetrade knows only up to"
                 f" {len(_MIGRATIONS)}; upgrade memetrade"
             )
+        register_functions(conn)
         for step in _MIGRATIONS[version:]:
             for statement in step:
                 conn.execute(statement)
