@@ -1,6 +1,9 @@
 """``POST /internal/trades``: durable, idempotent trade ingest (seed 000's ingest endpoint)."""
 
+import asyncio
 import hmac
+from collections.abc import Coroutine
+from typing import Any
 
 import msgspec
 from fastapi import APIRouter, Request
@@ -11,6 +14,8 @@ from memetrade.api.errors import ApiError
 from memetrade.api.wire import TradeIn, trade_from_wire
 from memetrade.domain.errors import InvalidTrade
 from memetrade.domain.trades import Trade
+from memetrade.ports import StorageUnavailable
+from memetrade.services.market_data import IngestResult
 
 __all__ = ["MAX_BODY_BYTES", "MAX_TRADES", "router"]
 
@@ -18,6 +23,10 @@ router = APIRouter()
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_TRADES = 50_000
+# How long a request waits for its trades to be stored. While the store is unreachable the
+# writer keeps retrying; the client gets a 503 instead of a hung request, and its retry is
+# deduplicated by trade id whether or not the first attempt was stored in the end.
+STORE_WAIT_S = 10.0
 
 _decoder = msgspec.json.Decoder(TradeIn | list[TradeIn])
 
@@ -94,7 +103,7 @@ async def ingest_trades(request: Request) -> Response:
     ctx = context(request)
     _authorize(request, ctx.settings.ingest_token)
     trades = _parse(await _read_body(request), request)
-    result = await (ctx.ingest_sink or ctx.market).ingest(trades)
+    result = await _within_store_wait((ctx.ingest_sink or ctx.market).ingest(trades))
     if result.rejected:
         details = [
             {"index": r.index, "code": r.code, "message": r.message}
@@ -108,3 +117,16 @@ async def ingest_trades(request: Request) -> Response:
         )
     body = msgspec.json.encode({"accepted": result.accepted, "duplicates": result.duplicates})
     return Response(body, media_type="application/json")
+
+
+async def _within_store_wait(ingest: Coroutine[Any, Any, IngestResult]) -> IngestResult:
+    task = asyncio.ensure_future(ingest)
+    # The ingest runs on after a timeout (its trades may be stored later): collect its outcome
+    # so a late failure is not reported as never retrieved.
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), STORE_WAIT_S)
+    except TimeoutError:
+        raise StorageUnavailable(
+            f"the trades were not stored within {STORE_WAIT_S:g} s; retry"
+        ) from None

@@ -1,5 +1,6 @@
 """REST routes: health, metrics, symbols and candle history in both seed dialects."""
 
+import asyncio
 
 import msgspec
 from fastapi import APIRouter, Request
@@ -10,7 +11,6 @@ from memetrade.api.errors import ApiError
 from memetrade.api.params import limit_param, time_param
 from memetrade.api.wire import candle_json
 from memetrade.domain.intervals import INTERVALS, parse_interval
-from memetrade.ports import StorageError
 from memetrade.services.market_data import MAX_KLINES
 
 __all__ = ["router"]
@@ -30,20 +30,23 @@ async def health() -> PlainTextResponse:
     return PlainTextResponse("OK")
 
 
+# A check that hangs (a pool waiting for a connection to a server that is gone) must not hang
+# the probe: load balancers and orchestrators time out in a few seconds and want an answer.
+READY_TIMEOUT_S = 2.0
+
+
 @router.get("/ready", tags=["operations"])
 async def ready(ctx: Ctx) -> Response:
     """Readiness: 200 when storage (and the bus, in scale-out roles) answers, 503 otherwise."""
-    if ctx.ready_checks is not None:
-        for name, check in ctx.ready_checks:
-            try:
-                await check()
-            except Exception as exc:
-                raise ApiError(503, "not_ready", f"{name} is not reachable: {exc}") from exc
-        return _json(b'{"status":"ready"}')
-    try:
-        await ctx.store.ping()
-    except StorageError as exc:
-        raise ApiError(503, "not_ready", f"storage is not reachable: {exc}") from exc
+    checks = ctx.ready_checks or (("storage", ctx.store.ping),)
+    for name, check in checks:
+        try:
+            await asyncio.wait_for(check(), READY_TIMEOUT_S)
+        except TimeoutError:
+            message = f"{name} did not answer within {READY_TIMEOUT_S:g} s"
+            raise ApiError(503, "not_ready", message) from None
+        except Exception as exc:
+            raise ApiError(503, "not_ready", f"{name} is not reachable: {exc}") from exc
     return _json(b'{"status":"ready"}')
 
 

@@ -3,6 +3,12 @@
 Every submission waits until the transaction holding it has committed, so an acknowledged
 trade is durable. While one transaction runs, new submissions gather into the next one; under
 load batches grow by themselves and the cost of a commit is shared by everything in it.
+
+A store that cannot be reached (``StorageUnavailable``: PostgreSQL restarting, a network cut)
+is waited out: the same batch is retried with backoff until it commits, its submitters keep
+waiting, and new submissions queue behind it up to ``max_pending_trades``. Retrying is safe
+because a write is idempotent (trades are inserted by id, candles carry their whole state). Any
+other ``StorageError`` means memory holds state the store refused: the writer stops.
 """
 
 import asyncio
@@ -12,7 +18,7 @@ from dataclasses import dataclass, field
 
 from memetrade.domain.candles import CandleUpdate
 from memetrade.domain.trades import Trade
-from memetrade.ports import StorageError, TradeStore
+from memetrade.ports import StorageError, StorageUnavailable, TradeStore
 
 __all__ = ["GroupCommitWriter"]
 
@@ -36,6 +42,10 @@ class GroupCommitWriter:
     waits for room (backpressure to producers) instead of queueing without limit.
     """
 
+    # Retry delays while the store is unreachable: doubling from the first to the last.
+    RETRY_FIRST_S = 0.1
+    RETRY_MAX_S = 2.0
+
     def __init__(self, store: TradeStore, max_pending_trades: int = 200_000) -> None:
         self._store = store
         self._max_pending = max_pending_trades
@@ -45,6 +55,7 @@ class GroupCommitWriter:
         self._pending = 0
         self._closed = False
         self.commits = 0
+        self.retries = 0
 
     async def submit(self, trades: Sequence[Trade], candles: Sequence[CandleUpdate]) -> None:
         """Return once ``trades`` and ``candles`` are durably stored; raise ``StorageError``
@@ -66,23 +77,31 @@ class GroupCommitWriter:
         await asyncio.shield(batch.done)
 
     async def run(self) -> None:
-        """Commit batches until cancelled (then commit what is waiting first) or until a
-        write fails (then raise ``StorageError``; later submissions fail too)."""
+        """Commit batches until cancelled (then try once to commit what is waiting) or until a
+        write fails for good (then raise ``StorageError``; later submissions fail too)."""
         try:
             while True:
                 await self._wake.wait()
-                await self._commit_next()
+                await self._commit_next(retry=True)
         finally:
             self._closed = True
-            await asyncio.shield(self._commit_next())
+            await asyncio.shield(self._commit_next(retry=False))
 
-    async def _commit_next(self) -> None:
+    async def _commit_next(self, *, retry: bool) -> None:
         self._wake.clear()
         batch, self._next = self._next, None
         if batch is None:
             return
         try:
-            await self._store.write(batch.trades, list(batch.candles.values()))
+            if retry:
+                await self._write_until_reachable(batch)
+            else:
+                await self._store.write(batch.trades, list(batch.candles.values()))
+        except asyncio.CancelledError:
+            # Shut down while waiting for the store: these trades were never acknowledged.
+            batch.done.set_exception(StorageUnavailable("shut down before the store came back"))
+            batch.done.exception()
+            raise
         except Exception as exc:
             log.exception("storage write of %d trades failed", len(batch.trades))
             error = exc if isinstance(exc, StorageError) else StorageError(str(exc))
@@ -101,3 +120,24 @@ class GroupCommitWriter:
             async with self._room:
                 self._pending -= len(batch.trades)
                 self._room.notify_all()
+
+    async def _write_until_reachable(self, batch: _Batch) -> None:
+        delay = self.RETRY_FIRST_S
+        candles = list(batch.candles.values())
+        while True:
+            try:
+                await self._store.write(batch.trades, candles)
+            except StorageUnavailable as exc:
+                self.retries += 1
+                log.warning(
+                    "storage unavailable, %d trades wait; retrying in %.1f s: %s",
+                    len(batch.trades),
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(self.RETRY_MAX_S, delay * 2)
+            else:
+                if delay > self.RETRY_FIRST_S:
+                    log.warning("storage reachable again; %d trades stored", len(batch.trades))
+                return

@@ -35,6 +35,11 @@ __all__ = ["STREAMS", "NatsBus"]
 
 log = logging.getLogger(__name__)
 
+# How long a consumer waits for more messages after the first of a batch: a fetch that finds the
+# stream empty turns into a lingering pull for this long. Short, since under load the messages
+# are there already, and with a trickle each one should go on at once.
+_MORE_WAIT_S = 0.002
+
 # Stream name -> (subjects, max age in seconds). Trades wait for their aggregator for up to a
 # week (a longer outage needs a replay from the source); stored trades only serve API instances
 # catching up after a restart.
@@ -73,6 +78,7 @@ class NatsBus:
         self._timeout = timeout_s
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._last_error: str | None = None
 
     async def open(self) -> None:
         try:
@@ -84,6 +90,9 @@ class NatsBus:
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 allow_reconnect=True,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
             )
             self._js = self._nc.jetstream(timeout=self._timeout)
             for name, (subject, max_age) in STREAMS.items():
@@ -101,6 +110,20 @@ class NatsBus:
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             await self.close()
             raise BusError(f"NATS at {_redacted(self._url)}: {exc!r}") from exc
+
+    # nats-py's defaults log every failed reconnect attempt (two a second) with a traceback; an
+    # outage is an expected state here, worth a line when something changes.
+    async def _on_error(self, exc: Exception) -> None:
+        if repr(exc) != self._last_error:
+            self._last_error = repr(exc)
+            log.warning("NATS at %s: %r", _redacted(self._url), exc)
+
+    async def _on_disconnected(self) -> None:
+        log.warning("NATS at %s: disconnected; reconnecting", _redacted(self._url))
+
+    async def _on_reconnected(self) -> None:
+        self._last_error = None
+        log.warning("NATS at %s: reconnected", _redacted(self._url))
 
     async def close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
@@ -158,15 +181,20 @@ class NatsBus:
             raise BusError(f"consumer {durable} on {pattern}: {exc!r}") from exc
         try:
             while True:
+                # nats-py's fetch(batch) waits, once it has a first message, for the rest of the
+                # batch until its timeout (up to a second of latency for a trickle of trades).
+                # So: wait for one message, then take what else is there now.
                 try:
-                    msgs = await sub.fetch(batch, timeout=1.0)
+                    msgs = await sub.fetch(1, timeout=1.0)
+                    if batch > 1:
+                        with contextlib.suppress(nats.errors.TimeoutError):
+                            msgs += await sub.fetch(batch - 1, timeout=_MORE_WAIT_S)
                 except nats.errors.TimeoutError:
                     continue
                 except (nats.errors.Error, TimeoutError) as exc:
                     raise BusError(f"fetch for {durable} failed: {exc!r}") from exc
                 yield [
-                    _NatsDelivery(m.subject, m.data, m.metadata.num_delivered > 1, m)
-                    for m in msgs
+                    _NatsDelivery(m.subject, m.data, m.metadata.num_delivered > 1, m) for m in msgs
                 ]
         finally:
             # Only this subscription goes: the durable consumer and its position stay.
