@@ -108,8 +108,13 @@ def run_nautilus(instrument: Any, ticks: Sequence[Any]) -> tuple[float, dict[str
     clock.set_time(ticks[0].ts_init)
     bars: dict[str, list[Any]] = {}
     aggregators = []
-    units = {"1s": "1-SECOND", "1m": "1-MINUTE", "5m": "5-MINUTE", "15m": "15-MINUTE",
-             "1h": "1-HOUR"}
+    units = {
+        "1s": "1-SECOND",
+        "1m": "1-MINUTE",
+        "5m": "5-MINUTE",
+        "15m": "15-MINUTE",
+        "1h": "1-HOUR",
+    }
     for interval in INTERVALS:
         out: list[Any] = []
         bars[interval.name] = out
@@ -154,8 +159,13 @@ def _check(book_candles: list[Candle], bars: list[Any]) -> str:
         theirs = (bar.open.raw, bar.high.raw, bar.low.raw, bar.close.raw, bar.volume.raw)
         p = 10 ** (16 - spec.price_decimals)
         a = 10 ** (16 - spec.amount_decimals)
-        mine = (candle.open * p, candle.high * p, candle.low * p, candle.close * p,
-                candle.volume * a)
+        mine = (
+            candle.open * p,
+            candle.high * p,
+            candle.low * p,
+            candle.close * p,
+            candle.volume * a,
+        )
         if theirs == mine:
             matched += 1
     return f"{matched} of {len(by_open)} closed 1m candles identical to nautilus' bars"
@@ -182,8 +192,13 @@ def run(opts: Options) -> list[Result]:
         instrument, ticks = _nautilus_setup(trades)
     except Exception as exc:  # Report exactly why the reference could not run.
         return [
-            Result("1. Streaming aggregation", measure, f">= {TARGET}x nautilus-trader", None,
-                   notes=[*notes, f"nautilus-trader could not run: {exc!r}"])
+            Result(
+                "1. Streaming aggregation",
+                measure,
+                f">= {TARGET}x nautilus-trader",
+                None,
+                notes=[*notes, f"nautilus-trader could not run: {exc!r}"],
+            )
         ]
     theirs: list[float] = []
     bars: dict[str, list[Any]] = {}
@@ -192,8 +207,9 @@ def run(opts: Options) -> list[Result]:
         theirs.append(n / elapsed)
     import nautilus_trader
 
-    ref = Measure(f"nautilus-trader {nautilus_trader.__version__} TimeBarAggregator x5",
-                  "trades/s", theirs)
+    ref = Measure(
+        f"nautilus-trader {nautilus_trader.__version__} TimeBarAggregator x5", "trades/s", theirs
+    )
     minute = INTERVALS[1]
     closed = book.candles(minute, book.memory_start(minute), book.open_time(minute) - minute.ms)
     notes.append("Check: " + _check(closed, bars["1m"]) + ".")

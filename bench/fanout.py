@@ -60,12 +60,23 @@ class Producer:
         items = []
         for _ in range(count):
             self.seq += 1
-            items.append({"id": f"b{now}-{self.seq}", "symbol": "PEPE", "price": "0.000001234",
-                          "amount": "1000", "side": "Buy", "timestamp": now // 1_000_000})
+            items.append(
+                {
+                    "id": f"b{now}-{self.seq}",
+                    "symbol": "PEPE",
+                    "price": "0.000001234",
+                    "amount": "1000",
+                    "side": "Buy",
+                    "timestamp": now // 1_000_000,
+                }
+            )
         body = json.dumps(items).encode()
-        self.conn.request("POST", "/internal/trades", body,
-                          {"Authorization": f"Bearer {INGEST_TOKEN}",
-                           "Content-Type": "application/json"})
+        self.conn.request(
+            "POST",
+            "/internal/trades",
+            body,
+            {"Authorization": f"Bearer {INGEST_TOKEN}", "Content-Type": "application/json"},
+        )
         response = self.conn.getresponse()
         response.read()
         if response.status != 200:
@@ -94,12 +105,22 @@ def scenario(clients: int, rate: int, seconds: float, rounds: int) -> dict[str, 
         for i in range(CLIENT_PROCESSES):
             out = RESULTS / f"fanout-client-{i}.npy"
             outs.append(out)
-            procs.append(subprocess.Popen(
-                [PYTHON, "-m", "bench.fanout_client", f"ws://127.0.0.1:{srv.port}/ws/PEPE",
-                 str(clients // CLIENT_PROCESSES), str(out)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                cwd=RESULTS.parent.parent,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        PYTHON,
+                        "-m",
+                        "bench.fanout_client",
+                        f"ws://127.0.0.1:{srv.port}/ws/PEPE",
+                        str(clients // CLIENT_PROCESSES),
+                        str(out),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    cwd=RESULTS.parent.parent,
+                )
+            )
         connect_start = time.perf_counter()
         opened = failed = 0
         for p in procs:
@@ -120,8 +141,14 @@ def scenario(clients: int, rate: int, seconds: float, rounds: int) -> dict[str, 
             producer.run(seconds, period, per_post)
             t1 = time.time_ns()
             time.sleep(0.3)  # Let the last deliveries land (counted by send time).
-            done.append(Round(t0, t1, cpu_seconds(srv.pid) - cpu0,
-                              sum(cpu_seconds(p.pid) for p in procs) - ccpu0))
+            done.append(
+                Round(
+                    t0,
+                    t1,
+                    cpu_seconds(srv.pid) - cpu0,
+                    sum(cpu_seconds(p.pid) for p in procs) - ccpu0,
+                )
+            )
         rss = rss_mb(srv.pid)
         summaries = []
         for p in procs:
@@ -146,9 +173,19 @@ def scenario(clients: int, rate: int, seconds: float, rounds: int) -> dict[str, 
         loads.append((r.cpu / (wall + 0.3), r.client_cpu / (wall + 0.3)))
     expected = rate * opened
     return {
-        "clients": clients, "opened": opened, "failed": failed, "connect_s": connect_s,
-        "rate": rate, "deliveries": deliveries, "expected": expected, "p50": p50, "p99": p99,
-        "per_cpu": per_cpu, "rss": rss, "loads": loads, "summaries": summaries,
+        "clients": clients,
+        "opened": opened,
+        "failed": failed,
+        "connect_s": connect_s,
+        "rate": rate,
+        "deliveries": deliveries,
+        "expected": expected,
+        "p50": p50,
+        "p99": p99,
+        "per_cpu": per_cpu,
+        "rss": rss,
+        "loads": loads,
+        "summaries": summaries,
         "ack_p99": float(np.percentile(producer.acks, 99)),
     }
 
@@ -174,12 +211,19 @@ def run(opts: Options) -> list[Result]:
         )
     at5k = runs[1]
     at10k = runs[2]
-    p99 = Measure("p99 trade->client at 5,000 clients x 10 trades/s", "ms",
-                  at5k["p99"], higher_is_better=False)  # type: ignore[arg-type]
+    p99 = Measure(
+        "p99 trade->client at 5,000 clients x 10 trades/s",
+        "ms",
+        at5k["p99"],
+        higher_is_better=False,
+    )  # type: ignore[arg-type]
     per_core = [x for r in [*runs, burst] for x in r["per_cpu"]]  # type: ignore[attr-defined]
     best = max(([*runs, burst]), key=lambda r: float(np.median(r["per_cpu"])))  # type: ignore[arg-type]
-    per_core_m = Measure(f"deliveries per server CPU-second ({best['clients']:,} clients, "
-                         f"{best['rate']} trades/s)", "/s", best["per_cpu"])  # type: ignore[arg-type]
+    per_core_m = Measure(
+        f"deliveries per server CPU-second ({best['clients']:,} clients, {best['rate']} trades/s)",
+        "/s",
+        best["per_cpu"],
+    )  # type: ignore[arg-type]
     held = Measure("clients held by one server", "clients", [float(at10k["opened"])])  # type: ignore[arg-type]
     notes = [
         f"Clients: {CLIENT_PROCESSES} processes (bare asyncio protocols on uvloop) sharing "
@@ -201,11 +245,24 @@ def run(opts: Options) -> list[Result]:
             "several API processes (memetrade serve --role api, docs/deploy.md) divides it."
         )
     return [
-        Result("4a. WS fan-out: 10,000 clients", held, ">= 10,000 clients held by one process",
-               int(at10k["opened"]) >= 10_000 and at10k["summaries"] is not None,  # type: ignore[call-overload]
-               extra=extra, notes=notes),
-        Result("4b. WS fan-out: p99 latency", p99, "p99 <= 50 ms at 5,000 clients x 10 trades/s",
-               p99.median <= 50),
-        Result("4c. WS fan-out: throughput", per_core_m,
-               ">= 100,000 deliveries/s per server core", per_core_m.median >= 100_000),
+        Result(
+            "4a. WS fan-out: 10,000 clients",
+            held,
+            ">= 10,000 clients held by one process",
+            int(at10k["opened"]) >= 10_000 and at10k["summaries"] is not None,  # type: ignore[call-overload]
+            extra=extra,
+            notes=notes,
+        ),
+        Result(
+            "4b. WS fan-out: p99 latency",
+            p99,
+            "p99 <= 50 ms at 5,000 clients x 10 trades/s",
+            p99.median <= 50,
+        ),
+        Result(
+            "4c. WS fan-out: throughput",
+            per_core_m,
+            ">= 100,000 deliveries/s per server core",
+            per_core_m.median >= 100_000,
+        ),
     ]

@@ -126,8 +126,12 @@ async def _main(url: str, n: int, out: str) -> None:
         if c.transport is not None:
             c.transport.close()
     np.save(out, np.array([sends, recvs], dtype=np.int64))
-    print(json.dumps({"opened": opened, "failed": failed, "closed_early": closed,
-                      "messages": len(recvs)}), flush=True)
+    print(
+        json.dumps(
+            {"opened": opened, "failed": failed, "closed_early": closed, "messages": len(recvs)}
+        ),
+        flush=True,
+    )
 
 
 def main() -> None:

@@ -51,8 +51,14 @@ def _wire(trades: Sequence[Trade], prefix: str) -> list[dict[str, object]]:
     ]
 
 
-def _producer(port: int, batches: list[list[dict[str, object]]], lock: threading.Lock,
-              acks: list[float], counts: list[int], deadline: float) -> None:
+def _producer(
+    port: int,
+    batches: list[list[dict[str, object]]],
+    lock: threading.Lock,
+    acks: list[float],
+    counts: list[int],
+    deadline: float,
+) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     encode = msgspec.json.encode
     headers = {"Authorization": f"Bearer {INGEST_TOKEN}", "Content-Type": "application/json"}
@@ -73,8 +79,9 @@ def _producer(port: int, batches: list[list[dict[str, object]]], lock: threading
         counts.append(len(batch))
 
 
-def _round(port: int, trades: Sequence[Trade], prefix: str, seconds: float
-           ) -> tuple[float, list[float]]:
+def _round(
+    port: int, trades: Sequence[Trade], prefix: str, seconds: float
+) -> tuple[float, list[float]]:
     items = _wire(trades, prefix)
     batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)][::-1]
     lock = threading.Lock()
@@ -82,8 +89,9 @@ def _round(port: int, trades: Sequence[Trade], prefix: str, seconds: float
     counts: list[int] = []
     start = time.perf_counter()
     threads = [
-        threading.Thread(target=_producer,
-                         args=(port, batches, lock, acks, counts, start + seconds))
+        threading.Thread(
+            target=_producer, args=(port, batches, lock, acks, counts, start + seconds)
+        )
         for _ in range(CONNECTIONS)
     ]
     for t in threads:
@@ -100,8 +108,10 @@ async def _store_only(trades: Sequence[Trade], prefix: str, path: str) -> float:
     try:
         # Numbered, as the service numbers trades before it stores them.
         last = await store.last_trade_seq("PEPE")
-        renamed = [Trade(prefix + t.id[1:], t.symbol, t.price, t.amount, t.side, t.ts, last + i)
-                   for i, t in enumerate(trades, 1)]
+        renamed = [
+            Trade(prefix + t.id[1:], t.symbol, t.price, t.amount, t.side, t.ts, last + i)
+            for i, t in enumerate(trades, 1)
+        ]
         start = time.perf_counter()
         for i in range(0, len(renamed), BATCH):
             await store.write(renamed[i : i + BATCH], ())
@@ -133,11 +143,16 @@ def run(opts: Options) -> list[Result]:
             p99s.append(percentile(round_acks, 99))
         lines: list[str] = []
         if not opts.quick or min(rates) < TARGET:
-            lines = profile(srv, lambda: _round(srv.port, trades, "e", seconds), seconds,
-                            RESULTS / "ingest-profile")
+            lines = profile(
+                srv,
+                lambda: _round(srv.port, trades, "e", seconds),
+                seconds,
+                RESULTS / "ingest-profile",
+            )
     ref_n = opts.n(300_000, 100_000)
-    ref = [asyncio.run(_store_only(trades[:ref_n], f"{r:x}", str(ref_db)))
-           for r in range(opts.n(3, 1))]
+    ref = [
+        asyncio.run(_store_only(trades[:ref_n], f"{r:x}", str(ref_db))) for r in range(opts.n(3, 1))
+    ]
     measure = Measure("HTTP ingest, ack after commit", "trades/s", rates)
     reference = Measure("SqliteStore.write alone, same batches", "trades/s", ref)
     return [
@@ -157,8 +172,14 @@ def run(opts: Options) -> list[Result]:
                 f"{CONNECTIONS} keep-alive connections, batches of {BATCH}, rounds of "
                 f"{seconds} s into a fresh database growing across rounds; synchronous=FULL. "
                 "The producers (this process) share the 2 cores with the server.",
-                *(["py-spy profile of the server under ingest load (raw stacks in "
-                   "bench/results/ingest-profile.txt):"] if lines else []),
+                *(
+                    [
+                        "py-spy profile of the server under ingest load (raw stacks in "
+                        "bench/results/ingest-profile.txt):"
+                    ]
+                    if lines
+                    else []
+                ),
                 *("    " + line for line in lines),
             ],
         )

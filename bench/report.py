@@ -43,8 +43,13 @@ def _status(r: Result) -> str:
     return "n/a" if r.passed is None else ("PASS" if r.passed else "**MISS**")
 
 
-def render(results: Sequence[Result], command: str, started: datetime.datetime,
-           seconds: float, preface: Sequence[str] = ()) -> str:
+def render(
+    results: Sequence[Result],
+    command: str,
+    started: datetime.datetime,
+    seconds: float,
+    preface: Sequence[str] = (),
+) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -66,8 +71,11 @@ def render(results: Sequence[Result], command: str, started: datetime.datetime,
     ]
     for r in results:
         m = r.measure
-        ref = f"{r.reference.label}: {fmt(r.reference.median)} {r.reference.unit}" \
-            if r.reference else "—"
+        ref = (
+            f"{r.reference.label}: {fmt(r.reference.median)} {r.reference.unit}"
+            if r.reference
+            else "—"
+        )
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "—"
         spread = f"{fmt(min(m.samples))} to {fmt(max(m.samples))} (n={len(m.samples)})"
         lines.append(

@@ -32,14 +32,17 @@ CONNECTIONS = 32
 DB = RESULTS / "rest.db"
 
 
-def _wrk(url: str, seconds: int, pid: int | None = None,
-         busy: list[float] | None = None) -> tuple[float, float]:
+def _wrk(
+    url: str, seconds: int, pid: int | None = None, busy: list[float] | None = None
+) -> tuple[float, float]:
     """Requests/s and p99 latency (ms) of one wrk run; with ``pid``, append the cores that
     process kept busy to ``busy``."""
     cpu0, t0 = (cpu_seconds(pid), time.perf_counter()) if pid else (0.0, 0.0)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
@@ -58,9 +61,23 @@ def profile(server: Server, load: Callable[[], object], seconds: int, out: Path)
     spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
     raw = out.with_suffix(".txt")
     record = subprocess.Popen(
-        [spy, "record", "-p", str(server.pid), "-d", str(seconds), "-r", "200", "-f", "raw",
-         "-o", str(raw), "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            spy,
+            "record",
+            "-p",
+            str(server.pid),
+            "-d",
+            str(seconds),
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            str(raw),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     time.sleep(0.5)
     load()
@@ -90,8 +107,11 @@ def summarize(raw: Path, top: int = 12, *, include_threads: bool = False) -> lis
         own[frames[-1]] += count
     if not total:
         return []
-    lines = [f"{100 * c / total:4.1f}% incl  {f}" for f, c in inclusive.most_common(top * 3)
-             if "memetrade" in f or "sqlite" in f or "msgspec" in f]
+    lines = [
+        f"{100 * c / total:4.1f}% incl  {f}"
+        for f, c in inclusive.most_common(top * 3)
+        if "memetrade" in f or "sqlite" in f or "msgspec" in f
+    ]
     lines = lines[:top]
     lines += [f"{100 * c / total:4.1f}% self  {f}" for f, c in own.most_common(8)]
     lines.append(f"({total} event-loop samples; {threads} more in worker threads)")
@@ -116,8 +136,15 @@ def run(opts: Options) -> list[Result]:
     name = "3. REST klines"
     target = f"klines >= {TARGET:.0%} of trivial req/s"
     if shutil.which("wrk") is None:
-        return [Result(name, Measure("klines", "req/s", [float("nan")]), target, None,
-                       notes=["wrk is not installed: apt-get install -y wrk"])]
+        return [
+            Result(
+                name,
+                Measure("klines", "req/s", [float("nan")]),
+                target,
+                None,
+                notes=["wrk is not installed: apt-get install -y wrk"],
+            )
+        ]
     seconds = opts.n(5, 2)
     rounds = opts.n(opts.repeats, 2)
     env = {"MOCK_DATA": "1", "BACKFILL": "1", "DATABASE_URL": f"sqlite:///{DB}"}
@@ -144,27 +171,31 @@ def run(opts: Options) -> list[Result]:
         p99k = Measure("klines p99", "ms", klines_p99, higher_is_better=False)
         p99t = Measure("trivial p99", "ms", trivial_p99, higher_is_better=False)
     notes = [
-            f"Body {len(body):,} bytes; wrk -t1 -c{CONNECTIONS} -d{seconds}s, {rounds} "
-            "alternating rounds; mock generator running (live open candle).",
-            "wrk shares the 2 cores with the server; both figures carry that equally.",
-            f"Server cores busy: trivial {Measure('', '', busy_t).text()}, klines "
-            f"{Measure('', '', busy_k).text()}.",
-        ]
+        f"Body {len(body):,} bytes; wrk -t1 -c{CONNECTIONS} -d{seconds}s, {rounds} "
+        "alternating rounds; mock generator running (live open candle).",
+        "wrk shares the 2 cores with the server; both figures carry that equally.",
+        f"Server cores busy: trivial {Measure('', '', busy_t).text()}, klines "
+        f"{Measure('', '', busy_k).text()}.",
+    ]
     # A server that idles while wrk waits is not measuring the framework's ceiling: both
     # routes are then bound by something else (such as Nagle + delayed ACK on the sockets),
     # and their ratio says nothing about klines.
     latency_bound = Measure("", "", busy_t).median < 0.6
     if latency_bound:
-        notes.insert(0, "**Not a valid comparison in this run:** the server was mostly idle "
-                     "under the trivial route's load, so both routes were bound by per-request "
-                     "latency, not CPU (see the p99 and the profile); the ratio is not "
-                     "evidence for the target.")
+        notes.insert(
+            0,
+            "**Not a valid comparison in this run:** the server was mostly idle "
+            "under the trivial route's load, so both routes were bound by per-request "
+            "latency, not CPU (see the p99 and the profile); the ratio is not "
+            "evidence for the target.",
+        )
     if ratio < TARGET:
         # Quantify the first proposal: the same server with its sync ``context`` dependency
         # swapped for an async one (FastAPI runs sync dependencies in a thread pool).
         env2 = {**env, "BENCH_ASYNC_CONTEXT": "1"}
-        with Server([PYTHON, "-m", "bench.rest_server"], env2,
-                    log=RESULTS / "rest-server-async.log") as srv2:
+        with Server(
+            [PYTHON, "-m", "bench.rest_server"], env2, log=RESULTS / "rest-server-async.log"
+        ) as srv2:
             _wrk(srv2.url + KLINES, 1)
             fast = [_wrk(srv2.url + KLINES, seconds)[0] for _ in range(rounds)]
         notes.append(
@@ -175,13 +206,23 @@ def run(opts: Options) -> list[Result]:
     with Server([PYTHON, "-m", "bench.rest_server"], env, log=RESULTS / "rest-server.log") as srv:
         _wrk(srv.url + KLINES, 1)
         if ratio < TARGET or opts.quick is False:
-            lines = profile(srv, lambda: _wrk(srv.url + KLINES, seconds), seconds,
-                            RESULTS / "rest-profile")
-            notes.append("py-spy profile of the server under klines load (raw stacks in "
-                         "bench/results/rest-profile.txt):")
+            lines = profile(
+                srv, lambda: _wrk(srv.url + KLINES, seconds), seconds, RESULTS / "rest-profile"
+            )
+            notes.append(
+                "py-spy profile of the server under klines load (raw stacks in "
+                "bench/results/rest-profile.txt):"
+            )
             notes.extend("    " + line for line in lines)
     return [
-        Result(name, measure, target, None if latency_bound else ratio >= TARGET,
-               reference=ref, ratio=ratio,
-               extra=[f"p99 latency: klines {p99k.text()}; trivial {p99t.text()}"], notes=notes)
+        Result(
+            name,
+            measure,
+            target,
+            None if latency_bound else ratio >= TARGET,
+            reference=ref,
+            ratio=ratio,
+            extra=[f"p99 latency: klines {p99k.text()}; trivial {p99t.text()}"],
+            notes=notes,
+        )
     ]

@@ -74,9 +74,7 @@ def _old_sqlite(scratch: Path) -> TradeStore:
     for statement in sqlite_module._MIGRATIONS[0]:
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
-    conn.executemany(
-        "INSERT INTO trades VALUES (?, ?, ?, 100, 1, 'Buy')", list(_OLD_TRADES)
-    )
+    conn.executemany("INSERT INTO trades VALUES (?, ?, ?, 100, 1, 'Buy')", list(_OLD_TRADES))
     conn.close()
     return SqliteStore(path)
 

@@ -159,9 +159,10 @@ def test_each_indicator_answers_its_documented_shape(
     if "upper" in lines:
         assert last["upper"] >= last["middle"] >= last["lower"]
     if "histogram" in lines:
-        assert last["histogram"] == last["macd"] - last["signal"] or abs(
-            last["histogram"] - (last["macd"] - last["signal"])
-        ) <= SIX
+        assert (
+            last["histogram"] == last["macd"] - last["signal"]
+            or abs(last["histogram"] - (last["macd"] - last["signal"])) <= SIX
+        )
 
 
 def test_from_and_to_select_the_same_candles_as_klines(http: httpx.Client) -> None:
@@ -281,13 +282,21 @@ async def test_a_late_trade_corrects_the_indicators_and_republishes_the_candles_
                               {"name": "sma", "period": 2, "from": target["timestamp"],
                                "limit": 2})  # fmt: skip
         assert [p["value"] for p in now["data"]] == [
-            revised["indicators"]["sma2"], after["indicators"]["sma2"]
+            revised["indicators"]["sma2"],
+            after["indicators"]["sma2"],
         ]
         assert now["data"][0]["value"] != target["value"]
 
 
-@pytest.mark.parametrize("query", ["indicators=", "indicators=sma0", "indicators=foo3",
-                                   "indicators=" + ",".join(f"sma{i}" for i in range(1, 10))])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "indicators=",
+        "indicators=sma0",
+        "indicators=foo3",
+        "indicators=" + ",".join(f"sma{i}" for i in range(1, 10)),
+    ],
+)
 async def test_kline_stream_with_bad_indicators_is_closed_with_4400(
     shared: Server, query: str
 ) -> None:

@@ -170,8 +170,11 @@ def test_history_serves_the_newest_trades_first_with_exact_numbers(http: httpx.C
     assert default["symbol"] == "THIST"
     assert [t["id"] for t in default["data"]] == [f"h-{i:03d}" for i in range(129, 29, -1)]
     newest = default["data"][0]
-    assert (newest["price"], newest["amount"], newest["side"]) == (Decimal("2.29"),
-                                                                     Decimal("0.3"), "Buy")
+    assert (newest["price"], newest["amount"], newest["side"]) == (
+        Decimal("2.29"),
+        Decimal("0.3"),
+        "Buy",
+    )
     assert set(newest) == {"id", "symbol", "price", "amount", "side", "timestamp"}
     few = body(http.get("/api/v1/history/THIST", params={"limit": 3}))
     assert [t["id"] for t in few["data"]] == ["h-129", "h-128", "h-127"]

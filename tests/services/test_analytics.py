@@ -116,7 +116,10 @@ async def test_a_late_trade_republishes_the_indicator_values_after_it() -> None:
         key = StreamKey("MEME", MINUTE, (Sma(2),))
         series = await r.analytics.acquire(key)
         assert [p.values for p in series.points()] == [
-            (None,), (10_050_000,), (10_150_000,), (10_250_000,)
+            (None,),
+            (10_050_000,),
+            (10_150_000,),
+            (10_250_000,),
         ]
         # A trade late into minute 1 (still within MAX_TRADE_AGE) becomes its close.
         await r.trade("late", 1, 1110, second=30)

@@ -28,16 +28,29 @@ def candle(t: int, close: int, volume: int, prev: int | None = None) -> Candle:
         assert prev is not None
         return Candle(t, prev, prev, prev, prev, 0, 0, 0, None, None, 0, 0)
     low = min(close, prev or close)
-    return Candle(t, prev or close, max(close, prev or close), low, close, volume,
-                  close * volume + volume // 2, 2, (t, "a"), (t + 1, "b"), 0, 0)
+    return Candle(
+        t,
+        prev or close,
+        max(close, prev or close),
+        low,
+        close,
+        volume,
+        close * volume + volume // 2,
+        2,
+        (t, "a"),
+        (t + 1, "b"),
+        0,
+        0,
+    )
 
 
 def build(bars: list[tuple[int, int]]) -> list[Candle]:
     out: list[Candle] = []
     for i, (close, volume) in enumerate(bars):
         prev = out[-1].close if out else None
-        out.append(candle(T0 + i * MINUTE.ms, close, volume if prev is not None else volume or 1,
-                          prev))
+        out.append(
+            candle(T0 + i * MINUTE.ms, close, volume if prev is not None else volume or 1, prev)
+        )
     return out
 
 
@@ -108,8 +121,12 @@ def test_incremental_updates_equal_a_full_recomputation_and_every_change_is_repo
         if i and data.draw(st.integers(0, 3)) == 0:
             j = data.draw(st.integers(0, i - 1))
             if final[j].trades:
-                ops.append((candle(final[j].open_time, data.draw(st.integers(1, 60)), 3,
-                                   final[j].open), True))
+                ops.append(
+                    (
+                        candle(final[j].open_time, data.draw(st.integers(1, 60)), 3, final[j].open),
+                        True,
+                    )
+                )
                 wrong.add(j)
         for j in sorted(wrong):
             if data.draw(st.booleans()):
@@ -129,8 +146,9 @@ def test_incremental_updates_equal_a_full_recomputation_and_every_change_is_repo
 
 
 @SETTINGS
-@given(bars=bar_lists, chosen=st.lists(indicators, min_size=1, max_size=3),
-       capacity=st.integers(1, 12))
+@given(
+    bars=bar_lists, chosen=st.lists(indicators, min_size=1, max_size=3), capacity=st.integers(1, 12)
+)
 def test_a_bounded_window_keeps_the_values_of_an_unbounded_one(
     bars: list[tuple[int, int]], chosen: list[Indicator], capacity: int
 ) -> None:
@@ -143,10 +161,20 @@ def test_a_bounded_window_keeps_the_values_of_an_unbounded_one(
     # Revise the newest candles, as late trades may, within the window.
     if len(candles) > 1:
         revised = candles[-2]
-        bumped = Candle(revised.open_time, revised.open, max(revised.high, 61), revised.low,
-                        61, revised.volume + 1, revised.quote_volume + 61, revised.trades + 1,
-                        revised.first, revised.last, revised.buy_volume,
-                        revised.buy_quote_volume)
+        bumped = Candle(
+            revised.open_time,
+            revised.open,
+            max(revised.high, 61),
+            revised.low,
+            61,
+            revised.volume + 1,
+            revised.quote_volume + 61,
+            revised.trades + 1,
+            revised.first,
+            revised.last,
+            revised.buy_volume,
+            revised.buy_quote_volume,
+        )
         candles[-2] = bumped
         bounded.update([(bumped, True)])
     full = fresh(ind, candles, open_last=False)
@@ -160,8 +188,9 @@ def test_a_bounded_window_keeps_the_values_of_an_unbounded_one(
 
 def test_fewer_candles_than_the_period_give_no_values() -> None:
     candles = build([(10, 1)] * 4)
-    points = fresh((Sma(5), Ema(5), Rsi(4), Bollinger(5, Decimal(2)), Macd(2, 3, 3)), candles,
-                   open_last=True)
+    points = fresh(
+        (Sma(5), Ema(5), Rsi(4), Bollinger(5, Decimal(2)), Macd(2, 3, 3)), candles, open_last=True
+    )
     assert all(value is None for p in points for value in p.values)
     assert [p.provisional for p in points] == [False, False, False, True]
 

@@ -15,8 +15,20 @@ def minute(i: int, close: int, volume: int, prev: int) -> Candle:
     t = T0 + i * MINUTE
     if volume == 0:
         return Candle(t, prev, prev, prev, prev, 0, 0, 0, None, None, 0, 0)
-    return Candle(t, prev, max(prev, close) + 1, min(prev, close), close, volume,
-                  close * volume, volume, (t + 5, "a"), (t + 7, "b"), volume, close * volume)
+    return Candle(
+        t,
+        prev,
+        max(prev, close) + 1,
+        min(prev, close),
+        close,
+        volume,
+        close * volume,
+        volume,
+        (t + 5, "a"),
+        (t + 7, "b"),
+        volume,
+        close * volume,
+    )
 
 
 def naive(latest: dict[int, Candle]) -> tuple[int, ...]:
@@ -26,8 +38,15 @@ def naive(latest: dict[int, Candle]) -> tuple[int, ...]:
     last = latest[newest].close
     high = max((c.high for c in traded), default=last)
     low = min((c.low for c in traded), default=last)
-    return (window[0].open, high, low, last, sum(c.volume for c in window),
-            sum(c.quote_volume for c in window), sum(c.trades for c in window))
+    return (
+        window[0].open,
+        high,
+        low,
+        last,
+        sum(c.volume for c in window),
+        sum(c.quote_volume for c in window),
+        sum(c.trades for c in window),
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -65,8 +84,15 @@ def test_rolling_figures_equal_a_naive_recomputation(
         stats = ticker.stats()
         assert stats is not None
         expected = naive(latest)
-        assert (stats.open, stats.high, stats.low, stats.price, stats.volume,
-                stats.quote_volume, stats.trades) == expected
+        assert (
+            stats.open,
+            stats.high,
+            stats.low,
+            stats.price,
+            stats.volume,
+            stats.quote_volume,
+            stats.trades,
+        ) == expected
         assert stats.change == stats.price - stats.open
 
 
