@@ -62,15 +62,16 @@ def run(opts: Options) -> list[Result]:
         mine = aggregate(interval.ms, ts, price, amount, buy, ids)
         # The book holds its last ``retention`` candles; compare those (all of them for >= 1m).
         start_t = max(book.memory_start(interval), mine[0].open_time)
-        theirs = [
-            c for c in book.candles(interval, start_t, book.open_time(interval)) if c.trades
-        ]
+        theirs = [c for c in book.candles(interval, start_t, book.open_time(interval)) if c.trades]
         overlap = [c for c in mine if c.open_time >= start_t]
-        identical.append(f"{interval.name} {len(theirs)}/{len(overlap)}"
-                         f"{'' if theirs == overlap else ' DIFFERENT'}")
+        identical.append(
+            f"{interval.name} {len(theirs)}/{len(overlap)}"
+            f"{'' if theirs == overlap else ' DIFFERENT'}"
+        )
     slowest = min(per_interval, key=lambda k: float(np.median(per_interval[k])))
-    measure = Measure(f"batch.aggregate, slowest interval ({slowest})", "trades/s",
-                      per_interval[slowest])
+    measure = Measure(
+        f"batch.aggregate, slowest interval ({slowest})", "trades/s", per_interval[slowest]
+    )
     ref = Measure("streaming CandleBook, 5 intervals", "trades/s", streaming)
     ratio = measure.median / ref.median
     extra = [
@@ -86,6 +87,14 @@ def run(opts: Options) -> list[Result]:
         "through the 32-bit high/low split (see domain/batch.py).",
     ]
     return [
-        Result("2. Batch aggregation", measure, f">= {fmt(TARGET)} trades/s",
-               measure.median >= TARGET, reference=ref, ratio=ratio, extra=extra, notes=notes)
+        Result(
+            "2. Batch aggregation",
+            measure,
+            f">= {fmt(TARGET)} trades/s",
+            measure.median >= TARGET,
+            reference=ref,
+            ratio=ratio,
+            extra=extra,
+            notes=notes,
+        )
     ]

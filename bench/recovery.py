@@ -108,10 +108,25 @@ def _profile_startup(db: str) -> list[str]:
     raw = RESULTS / "recovery-profile.txt"
     raw.unlink(missing_ok=True)
     path = _fresh_copy(db, "recovery-run.db")
-    srv = Server([spy, "record", "-r", "250", "-f", "raw", "-o", str(raw), "--", PYTHON, "-m",
-                  "memetrade", "serve"],
-                 env={"MOCK_DATA": "1", "BACKFILL": "1", "DATABASE_URL": f"sqlite:///{path}"},
-                 log=RESULTS / "recovery-profile.log")
+    srv = Server(
+        [
+            spy,
+            "record",
+            "-r",
+            "250",
+            "-f",
+            "raw",
+            "-o",
+            str(raw),
+            "--",
+            PYTHON,
+            "-m",
+            "memetrade",
+            "serve",
+        ],
+        env={"MOCK_DATA": "1", "BACKFILL": "1", "DATABASE_URL": f"sqlite:///{path}"},
+        log=RESULTS / "recovery-profile.log",
+    )
     srv.start()
     try:
         srv.wait_ready()
@@ -133,8 +148,10 @@ def run(opts: Options) -> list[Result]:
     rss: list[float] = []
     for i in range(repeats):
         path = _fresh_copy(db, "recovery-run.db")
-        srv = Server(env={"MOCK_DATA": "1", "BACKFILL": "1", "DATABASE_URL": f"sqlite:///{path}"},
-                     log=RESULTS / "recovery-server.log")
+        srv = Server(
+            env={"MOCK_DATA": "1", "BACKFILL": "1", "DATABASE_URL": f"sqlite:///{path}"},
+            log=RESULTS / "recovery-server.log",
+        )
         srv.start()
         try:
             starts.append(srv.wait_ready())
@@ -146,8 +163,10 @@ def run(opts: Options) -> list[Result]:
         empty = RESULTS / "recovery-empty.db"
         for suffix in ("", "-wal", "-shm"):
             empty.with_name(empty.name + suffix).unlink(missing_ok=True)
-        ref = Server(env={"MOCK_DATA": "0", "DATABASE_URL": f"sqlite:///{empty}"},
-                     log=RESULTS / "recovery-empty.log")
+        ref = Server(
+            env={"MOCK_DATA": "0", "DATABASE_URL": f"sqlite:///{empty}"},
+            log=RESULTS / "recovery-empty.log",
+        )
         ref.start()
         try:
             refs.append(ref.wait_ready())
@@ -157,21 +176,41 @@ def run(opts: Options) -> list[Result]:
     if statistics.median(starts) >= START_TARGET_S:
         lines = _profile_startup(db)
     size_mb = Path(db).stat().st_size / 2**20
-    start_m = Measure(f"process start -> /ready, {n:,} stored trades", "s", starts,
-                      higher_is_better=False)
-    ref_m = Measure("process start -> /ready, empty database", "s", refs,
-                    higher_is_better=False)
-    rss_m = Measure("RSS idle (default settings, mock generator on)", "MiB", rss,
-                    higher_is_better=False)
-    note = (f"Database {size_mb:,.0f} MiB (trades + candles at every interval); "
-            + (f"built in {built_s:.0f} s this run." if built_s else "cached from an earlier run."))
+    start_m = Measure(
+        f"process start -> /ready, {n:,} stored trades", "s", starts, higher_is_better=False
+    )
+    ref_m = Measure("process start -> /ready, empty database", "s", refs, higher_is_better=False)
+    rss_m = Measure(
+        "RSS idle (default settings, mock generator on)", "MiB", rss, higher_is_better=False
+    )
+    note = f"Database {size_mb:,.0f} MiB (trades + candles at every interval); " + (
+        f"built in {built_s:.0f} s this run." if built_s else "cached from an earlier run."
+    )
     return [
-        Result("6a. Recovery: start-up to ready", start_m, f"< {START_TARGET_S:g} s",
-               start_m.median < START_TARGET_S, reference=ref_m,
-               ratio=start_m.median / ref_m.median,
-               notes=[note, *(["py-spy profile of one start-up to ready (raw stacks in "
-                               "bench/results/recovery-profile.txt):"] if lines else []),
-                      *("    " + line for line in lines)]),
-        Result("6b. Footprint: RSS idle", rss_m, f"< {RSS_TARGET_MB:g} MB",
-               rss_m.median < RSS_TARGET_MB),
+        Result(
+            "6a. Recovery: start-up to ready",
+            start_m,
+            f"< {START_TARGET_S:g} s",
+            start_m.median < START_TARGET_S,
+            reference=ref_m,
+            ratio=start_m.median / ref_m.median,
+            notes=[
+                note,
+                *(
+                    [
+                        "py-spy profile of one start-up to ready (raw stacks in "
+                        "bench/results/recovery-profile.txt):"
+                    ]
+                    if lines
+                    else []
+                ),
+                *("    " + line for line in lines),
+            ],
+        ),
+        Result(
+            "6b. Footprint: RSS idle",
+            rss_m,
+            f"< {RSS_TARGET_MB:g} MB",
+            rss_m.median < RSS_TARGET_MB,
+        ),
     ]

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import secrets
 import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -16,22 +17,40 @@ from fastapi import FastAPI
 
 from memetrade.adapters.bus import bus_from_url
 from memetrade.adapters.clock import SystemClock
-from memetrade.adapters.storage import store_from_url
+from memetrade.adapters.journal import journal_from_url
+from memetrade.adapters.rate_counters import MemoryCounters, RedisCounters
+from memetrade.adapters.storage import (
+    account_store_from_url,
+    history_store_from_url,
+    store_from_url,
+)
 from memetrade.api.app import create_app
+from memetrade.api.binance_wire import BinanceNames
 from memetrade.api.context import AppContext
+from memetrade.api.depth_streams import DepthPublisher
 from memetrade.api.dialect_streams import DialectPublisher
 from memetrade.api.market_streams import AnalyticsPublisher
 from memetrade.api.metrics import Metrics
 from memetrade.api.streams import HubPublisher
 from memetrade.api.ws_protocol import FanoutWebSocketProtocol
 from memetrade.config import Settings
+from memetrade.domain.exchange.markets import build_markets
 from memetrade.domain.market_model import MarketModel
-from memetrade.ports import BusError, Clock, StorageError
+from memetrade.ports import AccountStore, BusError, Clock, Counters, StorageError
 from memetrade.services.analytics import MarketAnalytics
+from memetrade.services.auth import AuthService, OnSignup
 from memetrade.services.backfill import backfill
+from memetrade.services.credentials import TokenIssuer
+from memetrade.services.demo_balances import demo_credit
+from memetrade.services.exchange import ExchangeService
+from memetrade.services.exchange_feed import ExchangeTradeFeed
+from memetrade.services.exchange_history_feed import ExchangeHistory
+from memetrade.services.exchange_runtime import ExchangeRuntime
+from memetrade.services.exchange_streams import ExchangeStreams
 from memetrade.services.generator import run_generator
 from memetrade.services.hub import Hub
 from memetrade.services.market_data import MarketData, Writer
+from memetrade.services.market_sim import MarketSimulation
 from memetrade.services.pipeline import (
     Aggregator,
     BusIngest,
@@ -39,6 +58,7 @@ from memetrade.services.pipeline import (
     DiscardWriter,
     Follower,
 )
+from memetrade.services.rate_limit import RateLimiter, SigninThrottle
 from memetrade.services.writer import GroupCommitWriter
 
 if TYPE_CHECKING:
@@ -107,6 +127,40 @@ class Service:
             if role == "api":
                 self.follower = Follower(self.bus, self.market, clock)
         self.gate = self._connection_gate()
+        # The exchange holds its books in this one process: it runs in the embedded role.
+        self.exchange = self._exchange() if settings.exchange and role == "all" else None
+        self.history: ExchangeHistory | None = None
+        if self.exchange is not None:
+            self.history = ExchangeHistory(history_store_from_url(settings.database_url))
+            self.exchange.service.add_listener(self.history.feed)
+        # Depth diffs and users' events for WebSocket clients (services/exchange_streams.py).
+        self.exchange_streams: ExchangeStreams | None = None
+        if self.exchange is not None:
+            self.exchange_streams = ExchangeStreams(self.hub, self.exchange.service)
+            self.exchange.service.add_listener(self.exchange_streams)
+        # Accounts live in the same database; only the roles serving the public API use them.
+        self.accounts: AccountStore | None = None
+        self.counters: Counters | None = None
+        auth: AuthService | None = None
+        limiter: RateLimiter | None = None
+        if role in ("all", "api"):
+            self.accounts = account_store_from_url(settings.database_url)
+            self.counters = (
+                MemoryCounters(clock)
+                if settings.redis_url is None
+                else RedisCounters(settings.redis_url, clock)
+            )
+            tokens = TokenIssuer(_jwt_secret(settings), settings.jwt_ttl_s, clock)
+            throttle = SigninThrottle(self.counters, settings.signin_max_failures)
+            auth = AuthService(
+                self.accounts,
+                tokens,
+                throttle,
+                clock,
+                admin_email=settings.admin_email,
+                on_signup=self._demo_credit(),
+            )
+            limiter = RateLimiter(self.counters, settings.rate_limit_per_min)
         bus_ingest = self.bus_ingest
         metrics = Metrics(
             (lambda: bus_ingest.published)
@@ -124,11 +178,23 @@ class Service:
             ingest_sink=self.bus_ingest,
             ready_checks=self._ready_checks(),
             connection_gate=self.gate,
+            auth=auth,
+            rate_limiter=limiter,
+            exchange=None if self.exchange is None else self.exchange.service,
+            history=self.history,
+            exchange_streams=self.exchange_streams,
         )
         # Binance-compatible and /ws/stream topics, fed by the same events (api/dialect_streams).
         self.dialect_publisher = DialectPublisher(ctx)
         self.market.add_listener(self.dialect_publisher)
         self.analytics.add_sink(self.dialect_publisher)
+        self.depth_publisher: DepthPublisher | None = None
+        if self.exchange_streams is not None:
+            names = BinanceNames(self.market.specs, settings.quote_asset)
+            self.depth_publisher = DepthPublisher(
+                self.hub, self.exchange_streams, self.market.specs, names, self.market.now_ms
+            )
+            self.exchange_streams.add_depth_sink(self.depth_publisher)
         self.app = create_app(ctx, self._lifespan)
         # What uvicorn serves: the roles without the public API answer only their own routes.
         self.asgi: Any = (
@@ -141,6 +207,25 @@ class Service:
         self._failure: BaseException | None = None
         self._restored_at = 0
         self._on_ready: Callable[[], None] = lambda: None
+
+    def _exchange(self) -> ExchangeRuntime:
+        settings = self.settings
+        markets = build_markets(settings.symbols, settings.quote_asset, settings.min_notional)
+        journal, snapshots = journal_from_url(settings.database_url)
+        service = ExchangeService(
+            markets, journal, snapshots, self.clock, snapshot_every=settings.snapshot_every
+        )
+        feed = ExchangeTradeFeed(self.market)
+        service.add_listener(feed)
+        return ExchangeRuntime(service, journal, snapshots, feed)
+
+    def _demo_credit(self) -> OnSignup | None:
+        if self.exchange is None:
+            return None
+        try:
+            return demo_credit(self.exchange.service, self.settings.demo_balances)
+        except ValueError as exc:
+            raise StartupError(f"DEMO_BALANCES: {exc}") from None
 
     def _uses_store(self) -> bool:
         return self.settings.role != "ingest"
@@ -180,6 +265,24 @@ class Service:
             await self._open_bus()
             if self._uses_store():
                 await self._open_storage()
+            if self.accounts is not None:
+                try:
+                    await self.accounts.open()
+                except StorageError as exc:
+                    raise StartupError(f"accounts storage: {exc}") from None
+            if self.history is not None:
+                try:
+                    await self.history.open()
+                except StorageError as exc:
+                    raise StartupError(f"exchange history: {exc}") from None
+            if self.exchange is not None:
+                try:
+                    await self.exchange.open()
+                except StorageError as exc:
+                    raise StartupError(f"exchange journal: {exc}") from None
+                if self.exchange_streams is not None:
+                    # Recovered, and no command taken yet: the engine is what was published.
+                    self.exchange_streams.sync()
             if self.gate is not None:
                 await self.gate.open()
             # Restored state (candles, ids) lives as long as the process: keep the collector
@@ -212,7 +315,15 @@ class Service:
             await self._server.serve(sockets=[sock])
         finally:
             sock.close()
+            if self.exchange is not None:
+                await self.exchange.close()
+            if self.history is not None:
+                await self.history.close()
             await self.store.close()
+            if self.accounts is not None:
+                await self.accounts.close()
+            if self.counters is not None:
+                await self.counters.close()
             if self.gate is not None:
                 await self.gate.close()
             if self.bus is not None:
@@ -263,6 +374,10 @@ class Service:
         role = self.settings.role
         writer = asyncio.create_task(self.writer.run(), name="writer")
         writer.add_done_callback(self._watch)
+        if self.exchange is not None:
+            self.exchange.start(self._watch)
+        if self.history is not None:
+            self.history.start(self._watch)
         sources: list[asyncio.Task[None]] = []
         if role != "ingest":
             sources.append(asyncio.create_task(self.market.run_clock(), name="clock"))
@@ -270,6 +385,8 @@ class Service:
             sources.append(asyncio.create_task(self.analytics_publisher.run(), name="snapshots"))
             dialects = self.dialect_publisher.run()
             sources.append(asyncio.create_task(dialects, name="dialect-streams"))
+        if self.depth_publisher is not None:
+            sources.append(asyncio.create_task(self.depth_publisher.run(), name="depth-streams"))
         if self.aggregator is not None:
             sources.append(asyncio.create_task(self.aggregator.run(), name="aggregator"))
         if self.broadcaster is not None:
@@ -280,23 +397,33 @@ class Service:
         if self.gate is not None:
             sources.append(asyncio.create_task(self.gate.run(), name="connection-gate"))
         if self.settings.mock_data and role in ("all", "ingest"):
-            sink = self.bus_ingest.ingest if self.bus_ingest is not None else self.market.ingest
-            generator = run_generator(
-                self._models, self.settings.mock_data_interval_ms, self.clock, sink
-            )
-            sources.append(asyncio.create_task(generator, name="generator"))
+            sources.append(asyncio.create_task(self._mock_source(), name="generator"))
         for task in sources:
             task.add_done_callback(self._watch)
         self._on_ready()
         try:
             yield
         finally:
-            # Sources first, then the writer, which commits whatever is still waiting.
+            # Sources first, then the exchange (journals what waits, hands over its last
+            # fills), then the writer, which commits whatever is still waiting.
             for task in sources:
                 task.cancel()
             await asyncio.gather(*sources, return_exceptions=True)
+            if self.exchange is not None:
+                await self.exchange.stop()
+            if self.history is not None:
+                await self.history.stop()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+
+    def _mock_source(self) -> Coroutine[Any, Any, None]:
+        # MOCK_MODE=book needs the exchange: without it the plain generator runs.
+        interval = self.settings.mock_data_interval_ms
+        if self.settings.mock_mode == "book" and self.exchange is not None:
+            simulation = MarketSimulation(self.exchange.service, self._models, interval, self.clock)
+            return simulation.run()
+        sink = self.bus_ingest.ingest if self.bus_ingest is not None else self.market.ingest
+        return run_generator(self._models, interval, self.clock, sink)
 
     def _watch(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or (error := task.exception()) is None:
@@ -305,6 +432,16 @@ class Service:
         self._failure = error
         if self._server is not None:
             self._server.should_exit = True
+
+
+def _jwt_secret(settings: Settings) -> str:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret
+    log.warning(
+        "JWT_SECRET is not set: signing session tokens with a random key; tokens will not"
+        " survive a restart, nor work on another API instance"
+    )
+    return secrets.token_urlsafe(48)
 
 
 # Routes the roles without the public API serve (ROLE=all and api serve every route).

@@ -8,9 +8,11 @@ reads the environment. A bad value raises ``ConfigError`` with one line naming t
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from memetrade.domain.accounts import InvalidSignup, normalize_email
 from memetrade.domain.candles import CandleRules
 from memetrade.domain.symbols import SymbolSpec, parse_symbol_spec
 
@@ -42,6 +44,20 @@ class Settings:
     redis_url: str | None = None
     # The Binance-compatible API's quote asset (api/binance*.py).
     quote_asset: str = "USDT"
+    # Accounts (services/auth.py): session tokens, the first admin, rate limits.
+    jwt_secret: str | None = None
+    jwt_ttl_s: int = 86_400
+    admin_email: str | None = None
+    rate_limit_per_min: int = 100
+    signin_max_failures: int = 5
+    # The exchange (services/exchange.py): order books and balances, in ROLE=all.
+    exchange: bool = True
+    min_notional: str = "1"
+    snapshot_every: int = 100_000
+    # What the mock generator drives (services/market_sim.py): "book" or "trades".
+    mock_mode: str = "book"
+    # (asset, amount) credited to every new user (services/demo_balances.py); empty: none.
+    demo_balances: tuple[tuple[str, str], ...] = ()
 
     @property
     def rules(self) -> CandleRules:
@@ -146,10 +162,65 @@ def _quote_asset(text: str) -> str:
     return asset
 
 
+def _jwt_secret(text: str) -> str | None:
+    if not text:
+        return None
+    # HS256 keys shorter than the hash output weaken it (RFC 7518, section 3.2).
+    if len(text.encode()) < 32:
+        raise ValueError("must be at least 32 bytes (or empty to generate one at start)")
+    return text
+
+
+def _email(text: str) -> str | None:
+    if not text:
+        return None
+    try:
+        return normalize_email(text)
+    except InvalidSignup as exc:
+        raise ValueError(exc.message) from None
+
+
 def _host(text: str) -> str:
     if not text or any(c.isspace() for c in text):
         raise ValueError(f"{text!r} is not a host name or address")
     return text
+
+
+MOCK_MODES = ("book", "trades")
+
+
+def _mock_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in MOCK_MODES:
+        raise ValueError(f"{text!r} is not one of {', '.join(MOCK_MODES)}")
+    return mode
+
+
+def _min_notional(text: str) -> str:
+    try:
+        value = Decimal(text.strip())
+    except ArithmeticError:
+        raise ValueError(f"{text!r} is not a decimal number") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError("must be a number >= 0")
+    return text.strip()
+
+
+def _balances(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        asset, _, amount = item.partition(":")
+        asset = _quote_asset(asset)
+        try:
+            value = Decimal(amount.strip())
+        except ArithmeticError:
+            raise ValueError(f"{item!r}: expected ASSET:AMOUNT, like USDT:10000") from None
+        if not value.is_finite() or value <= 0:
+            raise ValueError(f"{item!r}: the amount must be a positive number")
+        pairs.append((asset, amount.strip()))
+    if len({asset for asset, _ in pairs}) != len(pairs):
+        raise ValueError("an asset is listed twice")
+    return tuple(pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +254,14 @@ SETTINGS: tuple[Setting, ...] = (
         "100",
         _int(1, 60_000),
         "Milliseconds between generated trade ticks.",
+    ),
+    Setting(
+        "MOCK_MODE",
+        "mock_mode",
+        "book",
+        _mock_mode,
+        "book: with the exchange on, simulated makers and takers trade through the order book;"
+        " trades: generated trades go straight to market data (always so without the exchange).",
     ),
     Setting(
         "MOCK_SEED", "mock_seed", "42", _int(0, 2**63), "Seed of the mock generator.", ("--seed",)
@@ -257,7 +336,70 @@ SETTINGS: tuple[Setting, ...] = (
         "redis_url",
         "",
         _url("redis", "rediss"),
-        "redis://HOST:PORT/DB: state shared by API instances (the WebSocket connection cap).",
+        "redis://HOST:PORT/DB: state shared by API instances (WebSocket cap, rate limits).",
+    ),
+    Setting(
+        "JWT_SECRET",
+        "jwt_secret",
+        "",
+        _jwt_secret,
+        "Key signing session tokens (HS256, >= 32 bytes; empty: random at each start).",
+    ),
+    Setting(
+        "JWT_TTL_S",
+        "jwt_ttl_s",
+        "86400",
+        _int(1, 366 * 86_400),
+        "Seconds a session token stays valid.",
+    ),
+    Setting(
+        "ADMIN_EMAIL",
+        "admin_email",
+        "",
+        _email,
+        "The user who signs up with this email is an admin (empty: nobody).",
+    ),
+    Setting(
+        "RATE_LIMIT_PER_MIN",
+        "rate_limit_per_min",
+        "100",
+        _int(1, 1_000_000),
+        "Requests per minute per API key, user or client address on account routes.",
+    ),
+    Setting(
+        "SIGNIN_MAX_FAILURES",
+        "signin_max_failures",
+        "5",
+        _int(1, 1000),
+        "Failed sign-ins per email and address in 15 minutes before sign-in is refused.",
+    ),
+    Setting(
+        "EXCHANGE",
+        "exchange",
+        "1",
+        _flag,
+        "1: run the exchange (order books, balances, matching) in ROLE=all; 0: market data only.",
+    ),
+    Setting(
+        "MIN_NOTIONAL",
+        "min_notional",
+        "1",
+        _min_notional,
+        "Smallest order value accepted by the exchange, in the quote asset (price x quantity).",
+    ),
+    Setting(
+        "SNAPSHOT_EVERY",
+        "snapshot_every",
+        "100000",
+        _int(1, 100_000_000),
+        "Exchange commands between two snapshots (recovery replays at most this many).",
+    ),
+    Setting(
+        "DEMO_BALANCES",
+        "demo_balances",
+        "USDT:10000,PEPE:1000000000,DOGE:50000,SHIB:100000000,FLOKI:10000000",
+        _balances,
+        "ASSET:AMOUNT,... credited to every new user at sign-up (empty: nothing).",
     ),
 )
 

@@ -36,14 +36,17 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def ingest(srv: Server, symbol: str, ids: list[str], price: str = "1.5") -> None:
+async def ingest(
+    srv: Server, symbol: str, ids: list[str], price: str = "1.5", side: str = "Sell"
+) -> list[dict[str, Any]]:
+    """Post one trade per id, stamped now; return them."""
     trades = [
         {
             "id": i,
             "symbol": symbol,
             "price": price,
             "amount": "2",
-            "side": "Sell",
+            "side": side,
             "timestamp": now_ms(),
         }
         for i in ids
@@ -51,6 +54,7 @@ async def ingest(srv: Server, symbol: str, ids: list[str], price: str = "1.5") -
     async with httpx.AsyncClient(base_url=srv.base_url, timeout=10) as http:
         response = await http.post("/internal/trades", json=trades, headers=AUTH)
     assert response.status_code == 200, response.text
+    return trades
 
 
 async def get(srv: Server, path: str, **params: Any) -> Any:
@@ -99,8 +103,10 @@ async def test_raw_trade_stream_carries_the_rest_trade_ids(srv: Server) -> None:
 async def test_kline_stream_conflates_to_a_push_a_second_and_matches_rest(srv: Server) -> None:
     async with connect(f"{srv.ws_url}/ws/klnusdt@kline_1m") as ws:
         started = time.monotonic()
-        for n in range(12):  # a trade every 0.25 s for 3 s
-            await ingest(srv, "KLN", [f"k{n}"], price=f"1.{n + 1}")
+        sent = []
+        for n in range(12):  # a trade every 0.25 s for 3 s, takers buying one in three
+            side = "Buy" if n % 3 == 0 else "Sell"
+            sent += await ingest(srv, "KLN", [f"k{n}"], price=f"1.{n + 1}", side=side)
             await anyio.sleep(0.25)
         events = []
         with anyio.move_on_after(1.5):
@@ -125,6 +131,12 @@ async def test_kline_stream_conflates_to_a_push_a_second_and_matches_rest(srv: S
         row[7],
         row[8],
     ]
+    # Taker buy volumes: the buy trades of the window, as in the REST row.
+    buys = [t for t in sent if t["side"] == "Buy" and k["t"] <= t["timestamp"] <= k["T"]]
+    assert Decimal(k["V"]) == sum(Decimal(t["amount"]) for t in buys)
+    assert Decimal(k["Q"]) == sum(Decimal(t["price"]) * Decimal(t["amount"]) for t in buys)
+    assert [k["V"], k["Q"]] == [row[9], row[10]]
+    assert k["B"] == "0"
 
 
 async def test_combined_streams_wrap_events_with_their_stream(srv: Server) -> None:

@@ -366,16 +366,20 @@ async def agg_trades(ctx: Ctx, request: Request) -> Response:
 async def ticker_extras(
     ctx: AppContext, spec: SymbolSpec, stats: TickerStats | None
 ) -> bw.TickerExtras:
-    """The window's trade-number range and the last trade's quantity. As on Binance,
+    """The window's trade-number range, the last trade's quantity and the book's best bid
+    and ask (where the exchange runs). As on Binance,
     ``count == lastId - firstId + 1``: ``lastId`` is the last trade's number and ``firstId``
     follows from the window's count (exact unless a late trade crossed the window's start).
     Two index lookups, whatever the window holds."""
     last = await ctx.store.last_trade_seq(spec.name)
     latest = await ctx.store.trades_by_seq(spec.name, last, 1) if last else []
     last_qty = latest[0].amount if latest else 0
+    bid = ask = None
+    if ctx.exchange is not None and spec.name in ctx.exchange.markets:
+        bid, ask = ctx.exchange.engine.best_bid_ask(spec.name)
     if stats is None or stats.trades == 0:
-        return bw.TickerExtras(-1, -1, last_qty)
-    return bw.TickerExtras(max(1, last - stats.trades + 1), last, last_qty)
+        return bw.TickerExtras(-1, -1, last_qty, bid, ask)
+    return bw.TickerExtras(max(1, last - stats.trades + 1), last, last_qty, bid, ask)
 
 
 @router.get("/ticker/24hr")

@@ -23,6 +23,7 @@ __all__ = [
     "agg_trade_json",
     "avg_price_units",
     "binance_error",
+    "book_top",
     "fixed",
     "kline_event",
     "kline_row",
@@ -92,13 +93,14 @@ def _quote(spec: SymbolSpec, units: int) -> str:
 
 
 def kline_row(spec: SymbolSpec, target: Bucket, candle: Candle) -> str:
-    """The 12-field kline array. We keep no taker-side split per candle, so the two taker
-    buy volumes are ``"0"`` (documented); the last field is Binance's unused ``"0"``."""
+    """The 12-field kline array. Fields 9 and 10 are the taker buy base and quote volumes (the
+    trades whose taker bought); the last field is Binance's unused ``"0"``."""
     return (
         f'[{candle.open_time},"{_price(spec, candle.open)}","{_price(spec, candle.high)}",'
         f'"{_price(spec, candle.low)}","{_price(spec, candle.close)}",'
         f'"{_qty(spec, candle.volume)}",{candle.open_time + target.ms - 1},'
-        f'"{_quote(spec, candle.quote_volume)}",{candle.trades},"0","0","0"]'
+        f'"{_quote(spec, candle.quote_volume)}",{candle.trades},'
+        f'"{_qty(spec, candle.buy_volume)}","{_quote(spec, candle.buy_quote_volume)}","0"]'
     )
 
 
@@ -137,7 +139,7 @@ def kline_event(
     name: str, spec: SymbolSpec, target: Bucket, candle: Candle, closed: bool, event_time: int
 ) -> str:
     """A kline stream event. ``f``/``L`` (first and last trade id) are -1: candles keep no
-    trade numbers; taker buy volumes are ``"0"`` as in ``kline_row``."""
+    trade numbers; ``V``/``Q`` are the taker buy volumes, as in ``kline_row``."""
     return (
         f'{{"e":"kline","E":{event_time},"s":"{name}","k":{{"t":{candle.open_time},'
         f'"T":{candle.open_time + target.ms - 1},"s":"{name}","i":"{target.name}",'
@@ -145,17 +147,30 @@ def kline_event(
         f'"h":"{_price(spec, candle.high)}","l":"{_price(spec, candle.low)}",'
         f'"v":"{_qty(spec, candle.volume)}","n":{candle.trades},'
         f'"x":{"true" if closed else "false"},"q":"{_quote(spec, candle.quote_volume)}",'
-        f'"V":"0","Q":"0","B":"0"}}}}'
+        f'"V":"{_qty(spec, candle.buy_volume)}","Q":"{_quote(spec, candle.buy_quote_volume)}",'
+        f'"B":"0"}}}}'
     )
 
 
 class TickerExtras(msgspec.Struct, frozen=True):
     """What a Binance ticker has beyond ``TickerStats``: the first and last trade numbers in
-    the window (-1 without trades) and the last trade's quantity (in lots)."""
+    the window (-1 without trades), the last trade's quantity (in lots), and the order book's
+    best bid and ask as ``(price, quantity)`` (None: that side is empty, or no book is served
+    here; rendered as zeros, as Binance does for an empty side)."""
 
     first_id: int
     last_id: int
     last_qty: int
+    bid: tuple[int, int] | None = None
+    ask: tuple[int, int] | None = None
+
+
+def book_top(
+    spec: SymbolSpec, bid: tuple[int, int] | None, ask: tuple[int, int] | None
+) -> tuple[str, str, str, str]:
+    """``bidPrice``, ``bidQty``, ``askPrice``, ``askQty`` (zeros for an empty side)."""
+    bid, ask = bid or (0, 0), ask or (0, 0)
+    return _price(spec, bid[0]), _qty(spec, bid[1]), _price(spec, ask[0]), _qty(spec, ask[1])
 
 
 def avg_price_units(spec: SymbolSpec, quote: int, volume: int) -> str:
@@ -199,8 +214,8 @@ def ticker_json(
     now: int,
     mini: bool,
 ) -> str:
-    """``GET /api/v3/ticker/24hr`` of one symbol, FULL or MINI. No order book: bid and ask
-    are zero. ``prevClosePrice`` is the price at the window's start (``openPrice``)."""
+    """``GET /api/v3/ticker/24hr`` of one symbol, FULL or MINI. ``prevClosePrice`` is the
+    price at the window's start (``openPrice``)."""
     change, percent, weighted, last, opening, high, low, volume, quote = _ticker_fields(spec, stats)
     open_time, close_time = _times(stats, now)
     trades = stats.trades if stats is not None else 0
@@ -214,12 +229,12 @@ def ticker_json(
             f'"lowPrice":"{low}","lastPrice":"{last}","volume":"{volume}",'
             f'"quoteVolume":"{quote}",' + tail
         )
-    zero_price, zero_qty = _price(spec, 0), _qty(spec, 0)
+    bid_price, bid_qty, ask_price, ask_qty = book_top(spec, extras.bid, extras.ask)
     return (
         f'{{"symbol":"{name}","priceChange":"{change}","priceChangePercent":"{percent}",'
         f'"weightedAvgPrice":"{weighted}","prevClosePrice":"{opening}","lastPrice":"{last}",'
-        f'"lastQty":"{_qty(spec, extras.last_qty)}","bidPrice":"{zero_price}",'
-        f'"bidQty":"{zero_qty}","askPrice":"{zero_price}","askQty":"{zero_qty}",'
+        f'"lastQty":"{_qty(spec, extras.last_qty)}","bidPrice":"{bid_price}",'
+        f'"bidQty":"{bid_qty}","askPrice":"{ask_price}","askQty":"{ask_qty}",'
         f'"openPrice":"{opening}","highPrice":"{high}","lowPrice":"{low}",'
         f'"volume":"{volume}","quoteVolume":"{quote}",' + tail
     )
@@ -231,11 +246,11 @@ def ticker_event(
     change, percent, weighted, last, opening, high, low, volume, quote = _ticker_fields(spec, stats)
     open_time, close_time = _times(stats, now)
     trades = stats.trades if stats is not None else 0
-    zero_price, zero_qty = _price(spec, 0), _qty(spec, 0)
+    bid_price, bid_qty, ask_price, ask_qty = book_top(spec, extras.bid, extras.ask)
     return (
         f'{{"e":"24hrTicker","E":{now},"s":"{name}","p":"{change}","P":"{percent}",'
         f'"w":"{weighted}","x":"{opening}","c":"{last}","Q":"{_qty(spec, extras.last_qty)}",'
-        f'"b":"{zero_price}","B":"{zero_qty}","a":"{zero_price}","A":"{zero_qty}",'
+        f'"b":"{bid_price}","B":"{bid_qty}","a":"{ask_price}","A":"{ask_qty}",'
         f'"o":"{opening}","h":"{high}","l":"{low}","v":"{volume}","q":"{quote}",'
         f'"O":{open_time},"C":{close_time},"F":{extras.first_id},"L":{extras.last_id},'
         f'"n":{trades}}}'

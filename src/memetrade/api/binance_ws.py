@@ -1,7 +1,9 @@
 """Binance-compatible WebSocket market streams.
 
 * Raw: ``/ws/<stream>`` (``pepeusdt@trade``, ``pepeusdt@kline_1m``, ``pepeusdt@ticker``,
-  ``pepeusdt@miniTicker``; several as ``/ws/a/b``): each message is the event itself.
+  ``pepeusdt@miniTicker``, ``pepeusdt@depth[@100ms]``, ``pepeusdt@depth5|10|20[@100ms]``;
+  several as ``/ws/a/b``): each message is the event itself. Order-book streams exist where
+  the exchange runs (``api/depth_streams.py``).
 * Combined: ``/stream?streams=a/b``: each message is ``{"stream": "<name>", "data": event}``.
 * Live control, as JSON text: ``{"method": "SUBSCRIBE"|"UNSUBSCRIBE", "params": [...], "id":
   1}`` answers ``{"result": null, "id": 1}``; ``LIST_SUBSCRIPTIONS`` answers the stream names;
@@ -40,7 +42,9 @@ router = APIRouter()
 MAX_STREAMS = 1024
 MAX_MESSAGES_PER_S = 5
 
-_STREAM_RE = re.compile(r"^([a-zA-Z0-9]{1,30})@(trade|ticker|miniTicker|kline_([0-9]+[smhd]))$")
+_STREAM_RE = re.compile(
+    r"^([a-zA-Z0-9]{1,30})@(trade|ticker|miniTicker|kline_([0-9]+[smhd])|depth(?:5|10|20)?(?:@100ms)?)$"
+)
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 
 
@@ -59,15 +63,17 @@ class _BinanceStreams(Convertor[str]):
 register_url_convertor("binance_streams", _BinanceStreams())
 
 
-def parse_stream(name: str, names: BinanceNames) -> str:
+def parse_stream(name: str, names: BinanceNames, books: bool = True) -> str:
     """The canonical name of stream ``name`` (symbol lower-cased); raise ``ValueError``
-    naming what is wrong."""
+    naming what is wrong. ``books``: whether order-book (``@depth``) streams are served."""
     match = _STREAM_RE.match(name)
     if match is None:
         raise ValueError(f"invalid stream {name!r}")
     symbol, kind, interval = match.groups()
     if names.spec(symbol) is None:
         raise ValueError(f"invalid stream {name!r}: unknown symbol {symbol.upper()}")
+    if kind.startswith("depth") and not books:
+        raise ValueError(f"invalid stream {name!r}: no order books are served here")
     if interval is not None and interval not in BINANCE_INTERVALS:
         raise ValueError(f"invalid stream {name!r}: unknown interval {interval}")
     return f"{symbol.lower()}@{kind}"
@@ -76,8 +82,11 @@ def parse_stream(name: str, names: BinanceNames) -> str:
 class _Session:
     """One connection's streams and mode (raw events or ``{"stream","data"}``)."""
 
-    def __init__(self, names: BinanceNames, streams: list[str], combined: bool) -> None:
+    def __init__(
+        self, names: BinanceNames, streams: list[str], combined: bool, books: bool
+    ) -> None:
         self.names = names
+        self.books = books
         self.streams: dict[str, None] = dict.fromkeys(streams)
         self.combined = combined
 
@@ -138,7 +147,7 @@ class _Session:
                 conn.send(_error(2, "Invalid request: stream names must be strings", request_id))
                 return
             try:
-                wanted.append(parse_stream(name, self.names))
+                wanted.append(parse_stream(name, self.names, self.books))
             except ValueError as exc:
                 conn.send(_error(2, f"Invalid request: {exc}", request_id))
                 return
@@ -194,15 +203,16 @@ def _error(code: int, msg: str, request_id: Any) -> str:
 async def _serve(websocket: WebSocket, names: list[str], combined: bool) -> None:
     ctx = _ctx(websocket)
     binance = BinanceNames(ctx.market.specs, ctx.settings.quote_asset)
+    books = ctx.exchange_streams is not None
     try:
-        streams = [parse_stream(name, binance) for name in names if name]
+        streams = [parse_stream(name, binance, books) for name in names if name]
     except ValueError as exc:
         await _refuse(websocket, CLOSE_NOT_FOUND, str(exc))
         return
     if len(dict.fromkeys(streams)) > MAX_STREAMS:
         await _refuse(websocket, CLOSE_NOT_FOUND, f"at most {MAX_STREAMS} streams per connection")
         return
-    session = _Session(binance, streams, combined)
+    session = _Session(binance, streams, combined, books)
     await serve_controlled(websocket, session.start, session.handle, MAX_MESSAGES_PER_S)
 
 

@@ -12,8 +12,13 @@ from memetrade.config import Settings
 from memetrade.domain.trades import Trade
 from memetrade.ports import ConnectionGate, TradeStore
 from memetrade.services.analytics import MarketAnalytics
+from memetrade.services.auth import AuthService
+from memetrade.services.exchange import ExchangeService
+from memetrade.services.exchange_history_feed import ExchangeHistory
+from memetrade.services.exchange_streams import ExchangeStreams
 from memetrade.services.hub import Hub
 from memetrade.services.market_data import IngestResult, MarketData
+from memetrade.services.rate_limit import RateLimiter
 
 __all__ = ["AppContext", "Ctx", "IngestSink", "context"]
 
@@ -37,6 +42,16 @@ class AppContext:
     ingest_sink: IngestSink | None = None
     ready_checks: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] | None = None
     connection_gate: ConnectionGate | None = None
+    # Accounts (api/auth_routes.py): None where a role serves no public API.
+    auth: AuthService | None = None
+    rate_limiter: RateLimiter | None = None
+    # The exchange (order books, balances): None where it does not run (EXCHANGE=0, or a
+    # role other than ``all``).
+    exchange: ExchangeService | None = None
+    # Users' orders and fills (ended ones included), beside ``exchange``.
+    history: ExchangeHistory | None = None
+    # The exchange's depth and user streams (services/exchange_streams.py), beside ``exchange``.
+    exchange_streams: ExchangeStreams | None = None
 
 
 def context(request: Request) -> AppContext:

@@ -14,14 +14,30 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from memetrade.domain.accounts import InvalidSignup
 from memetrade.domain.errors import DomainError, InvalidTrade, UnknownSymbol
 from memetrade.ports import BusError, StorageError
+from memetrade.services.credentials import (
+    AuthError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 
 __all__ = ["ApiError", "DialectError", "error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
 _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+_AUTH_STATUS: dict[type[AuthError], int] = {
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    RateLimited: 429,
+}
 
 
 class ApiError(Exception):
@@ -62,7 +78,7 @@ def error_response(
 def _domain_status(exc: DomainError) -> int:
     if isinstance(exc, UnknownSymbol):
         return 404
-    return 422 if isinstance(exc, InvalidTrade) else 400
+    return 422 if isinstance(exc, InvalidTrade | InvalidSignup) else 400
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -108,3 +124,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(503, "bus_unavailable", "the message bus is not available; retry")
 
     app.add_exception_handler(BusError, on_bus_error)
+
+    async def on_auth_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AuthError)
+        status = _AUTH_STATUS[type(exc)]
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after_s)}
+        return error_response(status, exc.code, exc.message, headers=headers)
+
+    app.add_exception_handler(AuthError, on_auth_error)

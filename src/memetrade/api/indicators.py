@@ -62,4 +62,3 @@ async def indicators(
         f'"params":{params_json(indicator)},"data":[{data}]}}',
         media_type="application/json",
     )
-

@@ -27,6 +27,31 @@ class Metrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+        # The exchange's commands over the API (api/exchange_orders.py, api/exchange_admin.py).
+        self.orders_accepted = Counter(
+            "memetrade_exchange_orders_accepted",
+            "Orders the exchange accepted, by type.",
+            ("type",),
+            registry=registry,
+        )
+        self.orders_refused = Counter(
+            "memetrade_exchange_orders_refused",
+            "Orders refused, by error code (the engine's, or the API's for unreadable input).",
+            ("code",),
+            registry=registry,
+        )
+        self.fills = Counter(
+            "memetrade_exchange_fills",
+            "Fills made by commands sent over the API.",
+            registry=registry,
+        )
+        self.command_seconds = Histogram(
+            "memetrade_exchange_command_duration_seconds",
+            "Exchange command latency, from submit until durable in the journal (or refused).",
+            ("command",),
+            registry=registry,
+            buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,16 +1,19 @@
 """``WS /ws/stream``: one connection, any number of native streams, JSON control messages.
 
 Streams: ``trades.<SYMBOL>``, ``candles.<SYMBOL>.<interval>`` (1s 1m 5m 15m 1h),
-``ticker.<SYMBOL>``, ``signals.<interval>``. Every stream message is
-``{"stream": "<name>", "data": <the native message>}`` (the payload of ``/ws/{symbol}``,
-``/ws/klines/...``, ``GET /api/v1/ticker/{symbol}``, or a ``/ws`` signal event).
+``ticker.<SYMBOL>``, ``signals.<interval>``, and ``depth.<SYMBOL>`` where the exchange runs.
+Every stream message is ``{"stream": "<name>", "data": <the native message>}`` (the payload
+of ``/ws/{symbol}``, ``/ws/klines/...``, ``GET /api/v1/ticker/{symbol}``, a ``/ws`` signal
+event, or a ``/ws/depth/{symbol}`` diff).
 
 Control (client → server), each with an optional ``id`` echoed in the reply:
 
 * ``{"op": "subscribe", "streams": [...], "snapshot": 100}`` → ``{"type": "subscribed", …}``;
   then, per new candle stream, ``{"type": "snapshot", "stream", "seq", "data": [candles]}``
-  (the last ``snapshot`` candles, default 100, 0 for none, at most ``MAX_SNAPSHOT``), and per
-  new ticker stream its current ticker; then live messages.
+  (the last ``snapshot`` candles, default 100, 0 for none, at most ``MAX_SNAPSHOT``), per
+  new ticker stream its current ticker, and per new depth stream
+  ``{"type": "snapshot", "stream", "lastUpdateId", "bids", "asks"}`` (``snapshot`` levels a
+  side; its first diff has ``U == lastUpdateId + 1``); then live messages.
 * ``{"op": "unsubscribe", "streams": [...]}`` → ``{"type": "unsubscribed", …}``.
 * ``{"op": "list"}`` → ``{"type": "subscriptions", "streams": [...]}``.
 * ``{"op": "ping"}`` → ``{"type": "pong"}``.
@@ -33,6 +36,7 @@ from fastapi import APIRouter, WebSocket
 from memetrade.api.analytics_wire import ticker_json
 from memetrade.api.context import AppContext
 from memetrade.api.dialect_streams import mux_topic
+from memetrade.api.exchange_ws import depth_snapshot
 from memetrade.api.wire import candle_json
 from memetrade.api.ws import _ctx
 from memetrade.api.ws_control import ControlConnection, serve_controlled
@@ -69,10 +73,15 @@ def _canonical(ctx: AppContext, name: str) -> str:
             return f"signals.{parse_interval(parts[1]).name}"
     except DomainError as exc:
         raise _BadRequest("unknown_stream", f"{name}: {exc.message}") from None
+    books = ctx.exchange_streams
+    if parts[0] == "depth" and len(parts) == 2 and books is not None:
+        if parts[1].upper() not in books.markets:
+            raise _BadRequest("unknown_stream", f"{name}: unknown symbol {parts[1].upper()}")
+        return f"depth.{parts[1].upper()}"
     raise _BadRequest(
         "unknown_stream",
-        f"unknown stream {name!r}: use trades.SYMBOL, candles.SYMBOL.INTERVAL, ticker.SYMBOL"
-        " or signals.INTERVAL",
+        f"unknown stream {name!r}: use trades.SYMBOL, candles.SYMBOL.INTERVAL, ticker.SYMBOL,"
+        " signals.INTERVAL or depth.SYMBOL",
     )
 
 
@@ -162,6 +171,9 @@ class _Session:
                 spec, _MINUTE, analytics.ticker(rest), analytics.snapshot(rest, _MINUTE)
             )
             return f'{{"stream":"{stream}","data":{text}}}'
+        if kind == "depth" and count and self.ctx.exchange_streams is not None:
+            levels = depth_snapshot(self.ctx.exchange_streams, rest, count)
+            return _encode({"type": "snapshot", "stream": stream, **levels})
         return None
 
 
