@@ -119,6 +119,8 @@ class NatsBus:
             log.warning("NATS at %s: %r", _redacted(self._url), exc)
 
     async def _on_disconnected(self) -> None:
+        if self._nc is None:
+            return  # Closing: not an outage.
         log.warning("NATS at %s: disconnected; reconnecting", _redacted(self._url))
 
     async def _on_reconnected(self) -> None:
@@ -184,15 +186,22 @@ class NatsBus:
                 # nats-py's fetch(batch) waits, once it has a first message, for the rest of the
                 # batch until its timeout (up to a second of latency for a trickle of trades).
                 # So: wait for one message, then take what else is there now.
+                # No message in time is not a failure. nats-py signals it with its own
+                # TimeoutError or, when a pull's deadline runs out, asyncio's (the builtin
+                # one here): both are caught as TimeoutError.
                 try:
                     msgs = await sub.fetch(1, timeout=1.0)
-                    if batch > 1:
-                        with contextlib.suppress(nats.errors.TimeoutError):
-                            msgs += await sub.fetch(batch - 1, timeout=_MORE_WAIT_S)
-                except nats.errors.TimeoutError:
+                except TimeoutError:
                     continue
-                except (nats.errors.Error, TimeoutError) as exc:
+                except nats.errors.Error as exc:
                     raise BusError(f"fetch for {durable} failed: {exc!r}") from exc
+                if batch > 1:
+                    try:
+                        msgs += await sub.fetch(batch - 1, timeout=_MORE_WAIT_S)
+                    except TimeoutError:
+                        pass
+                    except nats.errors.Error as exc:
+                        raise BusError(f"fetch for {durable} failed: {exc!r}") from exc
                 yield [
                     _NatsDelivery(m.subject, m.data, m.metadata.num_delivered > 1, m) for m in msgs
                 ]
