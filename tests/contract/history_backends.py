@@ -40,9 +40,11 @@ def make_history_backend(name: str, scratch: Path) -> HistoryBackend:
     if name == "sqlite":
         # A directory that does not exist yet: open() must create it.
         path = scratch / "data" / "memetrade.db"
+        # The history's own file, beside the market data's (adapters/storage/__init__.py).
+        history_path = path.with_name("memetrade-history.db")
 
         def sqlite_sql(statement: str) -> list[tuple[Any, ...]]:
-            conn = sqlite3.connect(path, isolation_level=None)
+            conn = sqlite3.connect(history_path, isolation_level=None)
             try:
                 return conn.execute(statement).fetchall()
             finally:

@@ -203,7 +203,7 @@ async def test_reopening_keeps_everything_and_migrates_nothing_twice(account_url
             await store.close()
 
 
-async def test_sqlite_accounts_share_the_market_data_file(tmp_path: Path) -> None:
+async def test_sqlite_accounts_live_beside_the_market_data_file(tmp_path: Path) -> None:
     path = tmp_path / "memetrade.db"
     market = SqliteStore(path)
     accounts = account_store_from_url(f"sqlite:///{path}")
@@ -220,18 +220,20 @@ async def test_sqlite_accounts_share_the_market_data_file(tmp_path: Path) -> Non
             for i in range(20):
                 await accounts.create_user(f"u{i}@example.com", "h", "user", T0)
 
-        # Both writers at once: busy_timeout makes each wait for the other's write lock.
+        # Both writers at once, each in its own file: neither waits for the other's lock.
         async with anyio.create_task_group() as tg:
             tg.start_soon(write_trades)
             tg.start_soon(write_accounts)
         assert await market.trade_count() == 20
         assert await accounts.user_by_email("u19@example.com") is not None
+        assert (tmp_path / "memetrade-accounts.db").exists()
     finally:
         await accounts.close()
         await market.close()
 
-    with closing(sqlite3.connect(path)) as conn:
+    with closing(sqlite3.connect(tmp_path / "memetrade-accounts.db")) as conn:
         versions = conn.execute("SELECT version FROM accounts_schema_version").fetchall()
-        market_version = conn.execute("PRAGMA user_version").fetchone()[0]
+    with closing(sqlite3.connect(path)) as conn:
+        market_tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert versions == [(1,)]
-    assert market_version >= 2  # The market store's own version, untouched by this one.
+    assert "users" not in market_tables

@@ -336,7 +336,7 @@ async def test_fills_filter_by_symbol_and_time_and_page_from_a_trade_id(
 # -- schema ---------------------------------------------------------------------------------------
 
 
-async def test_it_shares_the_database_with_the_market_store_under_its_own_version(
+async def test_it_lives_beside_the_market_store_under_its_own_version(
     backend: HistoryBackend,
 ) -> None:
     market = store_from_url(backend.url)

@@ -1,10 +1,10 @@
-"""``AccountStore`` in PostgreSQL, beside the market data (psycopg 3 and a connection pool).
+"""``AccountStore`` in PostgreSQL, beside the market data (connections: ``pg_conn``).
 
 Design, and why:
 
-* The same database and driver choices as ``PostgresStore`` (see its module docstring): libpq
-  URLs, a checked pool, psycopg errors turned into ``StorageError`` with one-line messages that
-  never carry the password.
+* The same database, driver, pool and error mapping as ``PostgresStore`` (``pg_conn``): libpq
+  URLs, a checked pool, durable commits, psycopg errors turned into ``StorageError`` (or
+  ``StorageUnavailable``) with one-line messages that never carry the password.
 * Its own version table, ``accounts_schema_version`` (one row per applied migration), and its
   own advisory lock: migrations run in one transaction holding it, so API instances starting
   together migrate once, and the market store's migrations neither wait for nor block them.
@@ -17,9 +17,7 @@ Design, and why:
 from collections.abc import Sequence
 from typing import Any, Final, LiteralString
 
-import psycopg
 from psycopg import errors, sql
-from psycopg_pool import AsyncConnectionPool
 
 from memetrade.adapters.storage.account_rows import (
     AUDIT_COLUMNS,
@@ -30,20 +28,14 @@ from memetrade.adapters.storage.account_rows import (
     audit_query,
     user_from_row,
 )
-
-# The URL handling shared with PostgresStore (defaults, redaction, one-line errors).
-from memetrade.adapters.storage.postgres import _conninfo, _one_line, _redact
+from memetrade.adapters.storage.pg_conn import Conn, PostgresDatabase, migrate, one_line
 from memetrade.domain.accounts import ApiKey, AuditEntry, Role, User
-from memetrade.ports import EmailTaken, StorageError
+from memetrade.ports import EmailTaken
 
 __all__ = ["PostgresAccountStore"]
 
-_Conn = psycopg.AsyncConnection[tuple[Any, ...]]
-
 # "memeacct": apart from the market store's migration lock.
 _MIGRATION_LOCK: Final = 0x6D656D6561636374
-_MIGRATION_LOCK_TIMEOUT: Final = "60s"
-_POOL_TIMEOUT_S: Final = 10.0
 
 _MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     # 1: users, API keys, revoked tokens, audit log.
@@ -91,124 +83,71 @@ class PostgresAccountStore:
     """An ``AccountStore`` in the PostgreSQL database at ``url`` (which must exist)."""
 
     def __init__(self, url: str, *, max_connections: int = 4) -> None:
-        if max_connections < 1:
-            raise ValueError("need max_connections >= 1")
-        self._url = url
-        self._max = max_connections
-        self._target = _redact(url)
-        self._pool: AsyncConnectionPool[_Conn] | None = None
+        self._db = PostgresDatabase(
+            url,
+            name="memetrade-accounts",
+            kind="account store",
+            max_connections=max_connections,
+        )
 
     def __repr__(self) -> str:
-        return f"PostgresAccountStore({self._target!r})"
+        return f"PostgresAccountStore({self._db.target!r})"
 
     async def open(self) -> None:
-        if self._pool is not None:
-            raise StorageError(f"{self._target} is already open")
-        try:
-            conninfo = _conninfo(self._url)
-            connect = psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-            async with await connect as conn, conn.transaction():
-                await self._migrate(conn)
-            pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(
-                conninfo,
-                min_size=1,
-                max_size=self._max,
-                open=False,
-                kwargs={"autocommit": True},
-                check=AsyncConnectionPool.check_connection,
-                name="memetrade-accounts",
-                timeout=_POOL_TIMEOUT_S,
+        async def setup(conn: Conn) -> None:
+            await migrate(
+                conn, "accounts_schema_version", _MIGRATION_LOCK, _MIGRATIONS, self._db.target
             )
-            try:
-                await pool.open(wait=True, timeout=_POOL_TIMEOUT_S)
-            except BaseException:
-                await pool.close()
-                raise
-        except psycopg.Error as exc:
-            raise StorageError(f"cannot open accounts in {self._target}: {_one_line(exc)}") from exc
-        self._pool = pool
+
+        await self._db.open(setup)
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        try:
-            await pool.close()
-        except psycopg.Error as exc:
-            raise StorageError(f"closing {self._target}: {_one_line(exc)}") from exc
+        await self._db.close()
 
-    async def _migrate(self, conn: _Conn) -> None:
-        await conn.execute(
-            sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(_MIGRATION_LOCK_TIMEOUT))
-        )
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        await conn.execute(
-            """CREATE TABLE IF NOT EXISTS accounts_schema_version (
-                version integer NOT NULL PRIMARY KEY,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )"""
-        )
-        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM accounts_schema_version")
-        row = await cur.fetchone()
-        version: int = row[0] if row is not None else 0
-        if version > len(_MIGRATIONS):
-            raise StorageError(
-                f"{self._target} has accounts schema version {version} but this memetrade knows"
-                f" only up to {len(_MIGRATIONS)}; upgrade memetrade"
-            )
-        for number, step in enumerate(_MIGRATIONS[version:], start=version + 1):
-            for statement in step:
-                await conn.execute(statement)
-            await conn.execute(
-                "INSERT INTO accounts_schema_version (version) VALUES (%s)", (number,)
-            )
-
-    async def _run(self, query: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        pool = self._pool
-        if pool is None:
-            raise StorageError(f"accounts in {self._target} are not open")
-        try:
-            async with pool.connection() as conn:
-                # Only this module's constant texts (and audit_query's fixed fragments) reach
-                # here; values always travel as parameters.
-                cur = await conn.execute(sql.SQL(query), args)
-                return await cur.fetchall() if cur.description is not None else []
-        except errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "users_email_key":
-                raise EmailTaken(_one_line(exc)) from exc
-            raise StorageError(f"postgres {self._target}: {_one_line(exc)}") from exc
-        except psycopg.Error as exc:
-            raise StorageError(f"postgres {self._target}: {_one_line(exc)}") from exc
+    async def _fetch(self, query: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        # Only this module's constant texts (and audit_query's fixed fragments) reach here;
+        # values always travel as parameters.
+        return await self._db.fetch(sql.SQL(query), args)
 
     # -- users ----------------------------------------------------------------------------------
 
     async def create_user(
         self, email: str, password_hash: str, role: Role, created_at: int
     ) -> User:
-        rows = await self._run(
+        query: LiteralString = (
             "INSERT INTO users (email, password_hash, role, created_at)"
-            f" VALUES (%s, %s, %s, %s) RETURNING {USER_COLUMNS}",
-            (email.lower(), password_hash, role, created_at),
+            f" VALUES (%s, %s, %s, %s) RETURNING {USER_COLUMNS}"
         )
-        return user_from_row(rows[0])
+        args = (email.lower(), password_hash, role, created_at)
+
+        async def run(conn: Conn) -> list[tuple[Any, ...]]:
+            try:
+                cur = await conn.execute(query, args)
+            except errors.UniqueViolation as exc:
+                if exc.diag.constraint_name == "users_email_key":
+                    raise EmailTaken(one_line(exc)) from exc
+                raise
+            return await cur.fetchall()
+
+        return user_from_row((await self._db.run("write to", run))[0])
 
     async def user_by_email(self, email: str) -> User | None:
-        rows = await self._run(
+        rows = await self._fetch(
             f"SELECT {USER_COLUMNS} FROM users WHERE email = %s", (email.lower(),)
         )
         return user_from_row(rows[0]) if rows else None
 
     async def user_by_id(self, user_id: int) -> User | None:
-        rows = await self._run(f"SELECT {USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
+        rows = await self._fetch(f"SELECT {USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
         return user_from_row(rows[0]) if rows else None
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        await self._run(
+        await self._fetch(
             "UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id)
         )
 
     async def set_disabled(self, user_id: int, disabled: bool) -> User | None:
-        rows = await self._run(
+        rows = await self._fetch(
             f"UPDATE users SET disabled = %s WHERE id = %s RETURNING {USER_COLUMNS}",
             (disabled, user_id),
         )
@@ -219,7 +158,7 @@ class PostgresAccountStore:
     async def create_api_key(
         self, user_id: int, name: str, prefix: str, secret_hash: str, created_at: int
     ) -> ApiKey:
-        rows = await self._run(
+        rows = await self._fetch(
             "INSERT INTO api_keys (user_id, name, prefix, secret_hash, created_at)"
             f" VALUES (%s, %s, %s, %s, %s) RETURNING {KEY_COLUMNS}",
             (user_id, name, prefix, secret_hash, created_at),
@@ -227,17 +166,17 @@ class PostgresAccountStore:
         return api_key_from_row(rows[0])
 
     async def api_keys_of(self, user_id: int) -> list[ApiKey]:
-        rows = await self._run(
+        rows = await self._fetch(
             f"SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = %s ORDER BY id", (user_id,)
         )
         return [api_key_from_row(row) for row in rows]
 
     async def api_key_by_prefix(self, prefix: str) -> ApiKey | None:
-        rows = await self._run(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE prefix = %s", (prefix,))
+        rows = await self._fetch(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE prefix = %s", (prefix,))
         return api_key_from_row(rows[0]) if rows else None
 
     async def revoke_api_key(self, user_id: int, key_id: int, at: int) -> ApiKey | None:
-        rows = await self._run(
+        rows = await self._fetch(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, %s)"
             f" WHERE id = %s AND user_id = %s RETURNING {KEY_COLUMNS}",
             (at, key_id, user_id),
@@ -245,7 +184,7 @@ class PostgresAccountStore:
         return api_key_from_row(rows[0]) if rows else None
 
     async def touch_api_key(self, key_id: int, at: int) -> None:
-        await self._run(
+        await self._fetch(
             "UPDATE api_keys SET last_used_at = greatest(last_used_at, %s) WHERE id = %s",
             (at, key_id),
         )
@@ -253,22 +192,22 @@ class PostgresAccountStore:
     # -- session tokens -------------------------------------------------------------------------
 
     async def revoke_token(self, jti: str, expires_at: int, now: int) -> None:
-        await self._run("DELETE FROM revoked_tokens WHERE expires_at < %s", (now,))
-        await self._run(
+        await self._fetch("DELETE FROM revoked_tokens WHERE expires_at < %s", (now,))
+        await self._fetch(
             "INSERT INTO revoked_tokens (jti, expires_at) VALUES (%s, %s)"
             " ON CONFLICT (jti) DO NOTHING",
             (jti, expires_at),
         )
 
     async def is_token_revoked(self, jti: str) -> bool:
-        return bool(await self._run("SELECT 1 FROM revoked_tokens WHERE jti = %s", (jti,)))
+        return bool(await self._fetch("SELECT 1 FROM revoked_tokens WHERE jti = %s", (jti,)))
 
     # -- audit log ------------------------------------------------------------------------------
 
     async def record(
         self, ts: int, actor: int | None, action: str, ip: str | None, detail: str
     ) -> AuditEntry:
-        rows = await self._run(
+        rows = await self._fetch(
             "INSERT INTO audit_log (ts, actor, action, ip, detail)"
             f" VALUES (%s, %s, %s, %s, %s) RETURNING {AUDIT_COLUMNS}",
             (ts, actor, action, ip, detail),
@@ -285,4 +224,4 @@ class PostgresAccountStore:
         limit: int = 100,
     ) -> list[AuditEntry]:
         query, args = audit_query("%s", actor, action, start, end, limit)
-        return [audit_from_row(row) for row in await self._run(query, args)]
+        return [audit_from_row(row) for row in await self._fetch(query, args)]

@@ -2,28 +2,25 @@
 
 Design, and why:
 
-* The same file as ``SqliteStore`` (one file to back up), through connections of its own: WAL
-  lets both stores read while either writes, and ``busy_timeout`` makes each writer wait its
-  turn for the file's single write lock instead of failing. Account writes are small (a sign-up,
-  an audit line), so they never hold the market writer back for long.
+* The same file as ``SqliteStore`` (one file to back up), through connections of its own
+  (``sqlite_conn``: one writer thread, a few readers, ``synchronous = FULL``, since sign-ups and
+  revocations are acknowledged facts). WAL lets every store read while one writes, and
+  ``busy_timeout`` makes each writer wait its turn for the file's single write lock. Account
+  writes are small (a sign-up, an audit line), so they never hold the market writer back for
+  long.
 * ``PRAGMA user_version`` is the market store's schema version, so this store keeps its own in
   ``accounts_schema_version`` (one row per applied migration). Migrations run in one
   ``BEGIN IMMEDIATE`` transaction, so two processes opening one file migrate it once.
-* One writer thread (writes in submission order, no locks of ours) and a few reader threads,
-  each with its own connection, as ``SqliteStore`` does.
 * Audit lines are group-committed: every money-moving request writes one, and a commit (an
   fsync) each would cap order entry at a few hundred per second. Lines that arrive while a
   transaction runs go into the next one, and each ``record`` returns once its line is durable.
-* ``sqlite3`` errors become ``StorageError`` here; a duplicate email becomes ``EmailTaken``.
+* ``sqlite3`` errors become ``StorageError``; a duplicate email becomes ``EmailTaken``.
 """
 
 import asyncio
-import queue
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from memetrade.adapters.storage.account_rows import (
     AUDIT_COLUMNS,
@@ -34,16 +31,13 @@ from memetrade.adapters.storage.account_rows import (
     audit_query,
     user_from_row,
 )
-
-# The connection set-up shared with SqliteStore (WAL retry, busy timeout, no implicit BEGIN).
-from memetrade.adapters.storage.sqlite import _connect, _enter_wal
+from memetrade.adapters.storage.sqlite_conn import SqliteDatabase, migrate
 from memetrade.domain.accounts import ApiKey, AuditEntry, Role, User
-from memetrade.ports import EmailTaken, StorageError
+from memetrade.ports import EmailTaken
 
 __all__ = ["SqliteAccountStore"]
 
-_T = TypeVar("_T")
-
+_VERSION_TABLE: Final = "accounts_schema_version"
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 1: users, API keys, revoked tokens, audit log.
     (
@@ -90,148 +84,26 @@ class SqliteAccountStore:
     """An ``AccountStore`` in the SQLite file at ``path`` (created with its directory)."""
 
     def __init__(self, path: str | Path, *, readers: int = 2) -> None:
-        if readers < 1:
-            raise ValueError("a store needs at least one reader connection")
         self._path = Path(path)
-        self._reader_count = readers
-        # None while closed; checked on the event loop before any work is submitted.
-        self._writer_pool: ThreadPoolExecutor | None = None
-        self._reader_pool: ThreadPoolExecutor | None = None
-        self._writer: sqlite3.Connection | None = None
-        self._readers: list[sqlite3.Connection] = []
-        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._db = SqliteDatabase(
+            self._path, kind="account store", name="accounts", readers=readers
+        )
         self._audit_waiting: list[tuple[tuple[Any, ...], asyncio.Future[AuditEntry]]] = []
         self._audit_writer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"SqliteAccountStore({str(self._path)!r})"
 
-    # -- lifecycle -----------------------------------------------------------------------------
-
     async def open(self) -> None:
-        if self._writer_pool is not None:
-            raise StorageError(f"{self._path} is already open")
-        writer_pool = ThreadPoolExecutor(1, thread_name_prefix="accounts-writer")
-        reader_pool = ThreadPoolExecutor(self._reader_count, thread_name_prefix="accounts-reader")
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(writer_pool, self._open_sync)
-        except BaseException:
-            await loop.run_in_executor(writer_pool, self._close_sync, reader_pool)
-            writer_pool.shutdown(wait=False)
-            raise
-        self._writer_pool, self._reader_pool = writer_pool, reader_pool
+        await self._db.open(
+            lambda conn: migrate(conn, _MIGRATIONS, str(self._path), _VERSION_TABLE)
+        )
 
     async def close(self) -> None:
         if self._audit_writer is not None:
             # Audit lines already handed over are written before the connections go.
             await asyncio.gather(self._audit_writer, return_exceptions=True)
-        writer_pool, reader_pool = self._writer_pool, self._reader_pool
-        if writer_pool is None or reader_pool is None:
-            return
-        self._writer_pool = self._reader_pool = None
-        try:
-            await asyncio.get_running_loop().run_in_executor(
-                writer_pool, self._close_sync, reader_pool
-            )
-        finally:
-            writer_pool.shutdown(wait=False)
-
-    def _open_sync(self) -> None:
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = writer = _connect(self._path)
-            mode = _enter_wal(writer)
-            if str(mode).lower() != "wal":
-                raise StorageError(f"{self._path}: cannot use WAL journal mode (got {mode!r})")
-            # Sign-ups and revocations are acknowledged facts: fsync each commit.
-            writer.execute("PRAGMA synchronous = FULL")
-            writer.execute("BEGIN IMMEDIATE")
-            try:
-                self._migrate(writer)
-                writer.execute("COMMIT")
-            except BaseException:
-                writer.rollback()
-                raise
-            for _ in range(self._reader_count):
-                reader = _connect(self._path)
-                self._readers.append(reader)
-                self._idle.put(reader)
-                reader.execute("PRAGMA query_only = ON")
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"cannot open accounts in {self._path}: {exc}") from exc
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute(
-            """CREATE TABLE IF NOT EXISTS accounts_schema_version (
-                version INTEGER NOT NULL PRIMARY KEY,
-                applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
-            )"""
-        )
-        version: int = conn.execute(
-            "SELECT coalesce(max(version), 0) FROM accounts_schema_version"
-        ).fetchone()[0]
-        if version > len(_MIGRATIONS):
-            raise StorageError(
-                f"{self._path} has accounts schema version {version} but this memetrade knows"
-                f" only up to {len(_MIGRATIONS)}; upgrade memetrade"
-            )
-        for number, step in enumerate(_MIGRATIONS[version:], start=version + 1):
-            for statement in step:
-                conn.execute(statement)
-            conn.execute("INSERT INTO accounts_schema_version (version) VALUES (?)", (number,))
-
-    def _close_sync(self, reader_pool: ThreadPoolExecutor) -> None:
-        reader_pool.shutdown(wait=True)
-        connections = [*self._readers, *([self._writer] if self._writer is not None else [])]
-        self._readers, self._writer = [], None
-        self._idle = queue.SimpleQueue()
-        for conn in connections:
-            conn.close()
-
-    # -- plumbing -------------------------------------------------------------------------------
-
-    async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        pool = self._writer_pool
-        if pool is None:
-            raise StorageError(f"accounts in {self._path} are not open")
-        return await asyncio.get_running_loop().run_in_executor(pool, self._use_writer, fn)
-
-    def _use_writer(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        conn = self._writer
-        if conn is None:
-            raise StorageError(f"accounts in {self._path} are not open")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-        except sqlite3.IntegrityError as exc:
-            if "users.email" in str(exc):
-                raise EmailTaken(str(exc)) from exc
-            raise StorageError(f"sqlite write to {self._path} failed: {exc}") from exc
-        except (sqlite3.Error, OverflowError) as exc:
-            raise StorageError(f"sqlite write to {self._path} failed: {exc}") from exc
-
-    async def _read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        pool = self._reader_pool
-        if pool is None:
-            raise StorageError(f"accounts in {self._path} are not open")
-        return await asyncio.get_running_loop().run_in_executor(pool, self._use_reader, sql, args)
-
-    def _use_reader(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        conn = self._idle.get_nowait()
-        try:
-            return conn.execute(sql, args).fetchall()
-        except (sqlite3.Error, OverflowError) as exc:
-            raise StorageError(f"sqlite read from {self._path} failed: {exc}") from exc
-        finally:
-            self._idle.put(conn)
+        await self._db.close()
 
     # -- users ----------------------------------------------------------------------------------
 
@@ -243,26 +115,34 @@ class SqliteAccountStore:
             f" RETURNING {USER_COLUMNS}"
         )
         args = (email.lower(), password_hash, role, created_at)
-        rows = await self._write(lambda conn: conn.execute(sql, args).fetchall())
-        return user_from_row(rows[0])
+
+        def run(conn: sqlite3.Connection) -> list[Any]:
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.IntegrityError as exc:
+                if "users.email" in str(exc):
+                    raise EmailTaken(str(exc)) from exc
+                raise
+
+        return user_from_row((await self._db.write(run))[0])
 
     async def user_by_email(self, email: str) -> User | None:
-        rows = await self._read(
+        rows = await self._db.fetch(
             f"SELECT {USER_COLUMNS} FROM users WHERE email = ?", (email.lower(),)
         )
         return user_from_row(rows[0]) if rows else None
 
     async def user_by_id(self, user_id: int) -> User | None:
-        rows = await self._read(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
+        rows = await self._db.fetch(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
         return user_from_row(rows[0]) if rows else None
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
         sql = "UPDATE users SET password_hash = ? WHERE id = ?"
-        await self._write(lambda conn: conn.execute(sql, (password_hash, user_id)))
+        await self._db.write(lambda conn: conn.execute(sql, (password_hash, user_id)))
 
     async def set_disabled(self, user_id: int, disabled: bool) -> User | None:
         sql = f"UPDATE users SET disabled = ? WHERE id = ? RETURNING {USER_COLUMNS}"
-        rows = await self._write(
+        rows = await self._db.write(
             lambda conn: conn.execute(sql, (int(disabled), user_id)).fetchall()
         )
         return user_from_row(rows[0]) if rows else None
@@ -277,15 +157,17 @@ class SqliteAccountStore:
             f" VALUES (?, ?, ?, ?, ?) RETURNING {KEY_COLUMNS}"
         )
         args = (user_id, name, prefix, secret_hash, created_at)
-        rows = await self._write(lambda conn: conn.execute(sql, args).fetchall())
+        rows = await self._db.write(lambda conn: conn.execute(sql, args).fetchall())
         return api_key_from_row(rows[0])
 
     async def api_keys_of(self, user_id: int) -> list[ApiKey]:
         sql = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ? ORDER BY id"
-        return [api_key_from_row(row) for row in await self._read(sql, (user_id,))]
+        return [api_key_from_row(row) for row in await self._db.fetch(sql, (user_id,))]
 
     async def api_key_by_prefix(self, prefix: str) -> ApiKey | None:
-        rows = await self._read(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE prefix = ?", (prefix,))
+        rows = await self._db.fetch(
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE prefix = ?", (prefix,)
+        )
         return api_key_from_row(rows[0]) if rows else None
 
     async def revoke_api_key(self, user_id: int, key_id: int, at: int) -> ApiKey | None:
@@ -293,12 +175,14 @@ class SqliteAccountStore:
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?)"
             f" WHERE id = ? AND user_id = ? RETURNING {KEY_COLUMNS}"
         )
-        rows = await self._write(lambda conn: conn.execute(sql, (at, key_id, user_id)).fetchall())
+        rows = await self._db.write(
+            lambda conn: conn.execute(sql, (at, key_id, user_id)).fetchall()
+        )
         return api_key_from_row(rows[0]) if rows else None
 
     async def touch_api_key(self, key_id: int, at: int) -> None:
         sql = "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?"
-        await self._write(lambda conn: conn.execute(sql, (at, key_id)))
+        await self._db.write(lambda conn: conn.execute(sql, (at, key_id)))
 
     # -- session tokens -------------------------------------------------------------------------
 
@@ -311,18 +195,17 @@ class SqliteAccountStore:
                 (jti, expires_at),
             )
 
-        await self._write(run)
+        await self._db.write(run)
 
     async def is_token_revoked(self, jti: str) -> bool:
-        return bool(await self._read("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)))
+        return bool(await self._db.fetch("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)))
 
     # -- audit log ------------------------------------------------------------------------------
 
     async def record(
         self, ts: int, actor: int | None, action: str, ip: str | None, detail: str
     ) -> AuditEntry:
-        if self._writer_pool is None:
-            raise StorageError(f"accounts in {self._path} are not open")
+        self._db.require_open()
         done: asyncio.Future[AuditEntry] = asyncio.get_running_loop().create_future()
         self._audit_waiting.append(((ts, actor, action, ip, detail), done))
         if self._audit_writer is None or self._audit_writer.done():
@@ -341,7 +224,7 @@ class SqliteAccountStore:
                 return [conn.execute(sql, args).fetchone() for args, _ in batch]
 
             try:
-                rows = await self._write(insert)
+                rows = await self._db.write(insert)
             except Exception as exc:
                 for _, done in batch:
                     done.set_exception(exc)
@@ -360,4 +243,4 @@ class SqliteAccountStore:
         limit: int = 100,
     ) -> list[AuditEntry]:
         sql, args = audit_query("?", actor, action, start, end, limit)
-        return [audit_from_row(row) for row in await self._read(sql, tuple(args))]
+        return [audit_from_row(row) for row in await self._db.fetch(sql, tuple(args))]

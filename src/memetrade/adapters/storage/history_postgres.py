@@ -1,36 +1,31 @@
-"""``ExchangeHistoryStore`` in PostgreSQL, beside the market data (psycopg 3 and a pool).
+"""``ExchangeHistoryStore`` in PostgreSQL, beside the market data (connections: ``pg_conn``).
 
 Design, and why:
 
-* The same database and driver choices as ``PostgresStore`` (see its module docstring): libpq
+* The same database, driver, pool and error mapping as ``PostgresStore`` (``pg_conn``): libpq
   URLs, a checked pool, psycopg errors turned into ``StorageError`` with one-line messages that
   never carry the password, and connection failures into ``StorageUnavailable`` (the
   projector retries those).
-* Its own version table, ``exchange_history_schema_version`` (``version_tables``), and its own
-  advisory lock, so this schema moves apart from the market store's, the accounts' and the
-  journal's.
+* Its own version table, ``exchange_history_schema_version``, and its own advisory lock, so
+  this schema moves apart from the market store's, the accounts' and the journal's.
 * ``record`` is one transaction: COPY of the batch into session temp tables, then one
   ``INSERT ... SELECT`` per table (orders upserted only from an equal or later ``seq``, fills
   with ``ON CONFLICT DO NOTHING``) and the checkpoint. COPY is the fastest way in (see
   ``PostgresStore``); rows go in key order, so two writers cannot deadlock.
-* Commits are durable when ``record`` returns (sessions turn ``synchronous_commit`` back on
-  if the server has it off, as ``PostgresStore`` does): the journal keeps only the entries after
-  its oldest snapshot, so a lost commit could not be fed again.
+* Commits are durable when ``record`` returns (``pg_conn`` turns ``synchronous_commit`` back
+  on if the server has it off): the journal keeps only the entries after its oldest snapshot,
+  so a lost commit could not be fed again.
 * Integers are ``bigint``; quote amounts, fees and their running sums are ``numeric``, exact
   however large (a notional is a product of two 64-bit integers).
 
-Cancelling a caller of ``record`` does not cancel the transaction: it runs on to COMMIT or
-ROLLBACK in a task of its own (``close`` waits for it), so a connection is never abandoned
-mid-transaction.
+Cancelling a caller of ``record`` does not cancel the transaction (``pg_conn``'s shielded
+writes), so a connection is never abandoned mid-transaction.
 """
 
-import asyncio
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final, LiteralString, TypeVar
+from collections.abc import Sequence
+from typing import Any, Final, LiteralString
 
-import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
 from memetrade.adapters.storage.history_rows import (
     FILL_COLUMNS,
@@ -41,23 +36,14 @@ from memetrade.adapters.storage.history_rows import (
     orders_query,
     rows_of,
 )
-
-# The URL handling shared with PostgresStore (defaults, redaction, one-line errors).
-from memetrade.adapters.storage.postgres import _conninfo, _one_line, _redact
-from memetrade.adapters.storage.version_tables import migrate_postgres
+from memetrade.adapters.storage.pg_conn import Conn, PostgresDatabase, copy_rows, migrate
 from memetrade.domain.exchange.events import Fill, OrderUpdate
 from memetrade.domain.exchange.history import FillRecord, OrderRecord, StatusFilter
-from memetrade.ports import StorageError, StorageUnavailable
 
 __all__ = ["PostgresHistoryStore"]
 
-_T = TypeVar("_T")
-_Conn = psycopg.AsyncConnection[tuple[Any, ...]]
-
 # "memehist": apart from the other stores' migration locks.
 _MIGRATION_LOCK: Final = 0x6D656D6568697374
-_POOL_TIMEOUT_S: Final = 10.0
-_VERSION_TABLE: Final = "exchange_history_schema_version"
 
 _MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
     # 1: orders, fills per user and role, the checkpoint.
@@ -114,7 +100,7 @@ _MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
 )
 
 # Per-session staging tables for COPY, emptied by every commit and rollback. Created once per
-# pooled connection, by _configure.
+# pooled connection.
 _STAGING: Final[tuple[LiteralString, ...]] = (
     """CREATE TEMP TABLE history_orders_in (LIKE exchange_orders) ON COMMIT DELETE ROWS""",
     """CREATE TEMP TABLE history_fills_in (LIKE exchange_fills) ON COMMIT DELETE ROWS""",
@@ -146,110 +132,53 @@ class PostgresHistoryStore:
     After ``close`` the store may be opened again."""
 
     def __init__(self, url: str, *, max_connections: int = 4) -> None:
-        if max_connections < 1:
-            raise ValueError("need max_connections >= 1")
-        self._url = url
-        self._max = max_connections
-        self._target = _redact(url)
-        self._pool: AsyncConnectionPool[_Conn] | None = None
-        # Records in flight, each in its own task (see the module docstring); close() awaits them.
-        self._writes: set[asyncio.Task[None]] = set()
+        self._db = PostgresDatabase(
+            url,
+            name="memetrade-history",
+            kind="exchange history",
+            max_connections=max_connections,
+            session=_STAGING,
+        )
 
     def __repr__(self) -> str:
-        return f"PostgresHistoryStore({self._target!r})"
+        return f"PostgresHistoryStore({self._db.target!r})"
 
     async def open(self) -> None:
-        if self._pool is not None:
-            raise StorageError(f"{self._target} is already open")
-        try:
-            conninfo = _conninfo(self._url)
-            connect = psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-            async with await connect as conn, conn.transaction():
-                await migrate_postgres(
-                    conn, _VERSION_TABLE, _MIGRATION_LOCK, _MIGRATIONS, self._target
-                )
-            pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(
-                conninfo,
-                min_size=1,
-                max_size=self._max,
-                open=False,
-                kwargs={"autocommit": True},
-                configure=_configure,
-                check=AsyncConnectionPool.check_connection,
-                name="memetrade-history",
-                timeout=_POOL_TIMEOUT_S,
+        async def setup(conn: Conn) -> None:
+            await migrate(
+                conn,
+                "exchange_history_schema_version",
+                _MIGRATION_LOCK,
+                _MIGRATIONS,
+                self._db.target,
             )
-            try:
-                await pool.open(wait=True, timeout=_POOL_TIMEOUT_S)
-            except BaseException:
-                await pool.close()
-                raise
-        except psycopg.Error as exc:
-            message = f"cannot open exchange history in {self._target}: {_one_line(exc)}"
-            raise StorageError(message) from exc
-        self._pool = pool
+
+        await self._db.open(setup)
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        try:
-            await asyncio.gather(*self._writes, return_exceptions=True)
-        finally:
-            try:
-                await pool.close()
-            except psycopg.Error as exc:
-                raise StorageError(f"closing {self._target}: {_one_line(exc)}") from exc
-
-    # -- plumbing -------------------------------------------------------------------------------
-
-    async def _run(self, what: str, fn: Callable[[_Conn], Coroutine[Any, Any, _T]]) -> _T:
-        pool = self._pool
-        if pool is None:
-            raise StorageError(f"exchange history in {self._target} is not open")
-        try:
-            async with pool.connection() as conn:
-                return await fn(conn)
-        except psycopg.OperationalError as exc:
-            # Connection failures, a server shutting down, and the pool's PoolTimeout (a
-            # subclass): the server may well be back in a moment.
-            message = f"postgres {what} {self._target} failed: {_one_line(exc)}"
-            raise StorageUnavailable(message) from exc
-        except psycopg.Error as exc:
-            raise StorageError(f"postgres {what} {self._target} failed: {_one_line(exc)}") from exc
+        await self._db.close()
 
     async def _fetch(self, query: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        async def run(conn: _Conn) -> list[tuple[Any, ...]]:
-            # Only this module's and history_rows' constant texts reach here; values always
-            # travel as parameters.
-            cur = await conn.execute(sql.SQL(query), args)
-            return await cur.fetchall()
-
-        return await self._run("read from", run)
+        # Only this module's and history_rows' constant texts reach here; values always travel
+        # as parameters.
+        return await self._db.fetch(sql.SQL(query), args)
 
     # -- writes ---------------------------------------------------------------------------------
 
     async def record(self, seq: int, events: Sequence[OrderUpdate | Fill]) -> None:
         order_rows, fill_rows = rows_of(seq, events, int)
 
-        async def run(conn: _Conn) -> None:
+        async def run(conn: Conn) -> None:
             async with conn.transaction():
                 if order_rows:
-                    async with conn.cursor().copy(_COPY_ORDERS) as copy:
-                        for row in order_rows:
-                            await copy.write_row(row)
+                    await copy_rows(conn, _COPY_ORDERS, order_rows)
                     await conn.execute(_UPSERT_ORDERS)
                 if fill_rows:
-                    async with conn.cursor().copy(_COPY_FILLS) as copy:
-                        for row in fill_rows:
-                            await copy.write_row(row)
+                    await copy_rows(conn, _COPY_FILLS, fill_rows)
                     await conn.execute(_INSERT_FILLS)
                 await conn.execute(_RAISE_CHECKPOINT, (seq,))
 
-        task = asyncio.create_task(self._run("write to", run))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-        await asyncio.shield(task)
+        await self._db.shielded(self._db.run("write to", run))
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -295,13 +224,3 @@ class PostgresHistoryStore:
         query, args = fills_query("%s", user_id, symbol, start, end, from_id, limit)
         records = [fill_from_row(row) for row in await self._fetch(query, args)]
         return records if from_id is not None else records[::-1]
-
-
-async def _configure(conn: _Conn) -> None:
-    """Prepare a new pooled connection: durable commits and the COPY staging tables."""
-    await conn.execute(
-        "SELECT set_config('synchronous_commit', 'on', false)"
-        " WHERE current_setting('synchronous_commit') = 'off'"
-    )
-    for statement in _STAGING:
-        await conn.execute(statement)

@@ -2,30 +2,24 @@
 
 Design, and why:
 
-* The same file as ``SqliteStore`` (one file to back up), through connections of its own: WAL
-  lets every store read while one writes, and ``busy_timeout`` makes each writer wait its turn
-  for the file's single write lock. A wait longer than that raises ``StorageUnavailable``
-  rather than ``StorageError``: the lock is another writer's, so the same call succeeds later,
-  and the projector retries it.
+* The same file as ``SqliteStore`` (one file to back up), through connections of its own
+  (``sqlite_conn``: one writer thread, a few readers). A write that waits longer than
+  ``busy_timeout_ms`` for another writer's lock raises ``StorageUnavailable``, and the projector
+  retries it.
 * ``PRAGMA user_version`` is the market store's schema version, so this store keeps its own in
-  ``exchange_history_schema_version`` (``version_tables``). Migrations run in one
-  ``BEGIN IMMEDIATE`` transaction, so two processes opening one file migrate it once.
+  ``exchange_history_schema_version``. Migrations run in one ``BEGIN IMMEDIATE`` transaction, so
+  two processes opening one file migrate it once.
 * ``synchronous = FULL``, as the market store: the history is derived from the journal, but
   the journal keeps only the entries after its oldest snapshot, and the exchange takes a
   snapshot once its listeners have flushed. A commit that a power cut could take back would
   then be lost for good, so each one is fsynced (once per batch, which group commit keeps
   cheap).
-* One writer thread (batches in submission order, no locks of ours) and a few reader threads,
-  each with its own connection, as ``SqliteStore`` does.
 """
 
-import asyncio
-import queue
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final
 
 from memetrade.adapters.storage.history_rows import (
     FILL_COLUMNS,
@@ -36,17 +30,11 @@ from memetrade.adapters.storage.history_rows import (
     orders_query,
     rows_of,
 )
-
-# The connection set-up shared with SqliteStore (WAL retry, busy timeout, no implicit BEGIN).
-from memetrade.adapters.storage.sqlite import _connect, _enter_wal
-from memetrade.adapters.storage.version_tables import migrate_sqlite
+from memetrade.adapters.storage.sqlite_conn import BUSY_TIMEOUT_MS, SqliteDatabase, migrate
 from memetrade.domain.exchange.events import Fill, OrderUpdate
 from memetrade.domain.exchange.history import FillRecord, OrderRecord, StatusFilter
-from memetrade.ports import StorageError, StorageUnavailable
 
 __all__ = ["SqliteHistoryStore"]
-
-_T = TypeVar("_T")
 
 _VERSION_TABLE: Final = "exchange_history_schema_version"
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -130,126 +118,28 @@ class SqliteHistoryStore:
     raises ``StorageUnavailable``. After ``close`` the store may be opened again.
     """
 
-    def __init__(self, path: str | Path, *, readers: int = 2, busy_timeout_ms: int = 5_000) -> None:
-        if readers < 1:
-            raise ValueError("a store needs at least one reader connection")
+    def __init__(
+        self, path: str | Path, *, readers: int = 2, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self._path = Path(path)
-        self._reader_count = readers
-        self._busy_timeout_ms = busy_timeout_ms
-        # None while closed; checked on the event loop before any work is submitted.
-        self._writer_pool: ThreadPoolExecutor | None = None
-        self._reader_pool: ThreadPoolExecutor | None = None
-        self._writer: sqlite3.Connection | None = None
-        self._readers: list[sqlite3.Connection] = []
-        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._db = SqliteDatabase(
+            self._path,
+            kind="exchange history",
+            name="history",
+            readers=readers,
+            busy_timeout_ms=busy_timeout_ms,
+        )
 
     def __repr__(self) -> str:
         return f"SqliteHistoryStore({str(self._path)!r})"
 
-    # -- lifecycle -----------------------------------------------------------------------------
-
     async def open(self) -> None:
-        if self._writer_pool is not None:
-            raise StorageError(f"{self._path} is already open")
-        writer_pool = ThreadPoolExecutor(1, thread_name_prefix="history-writer")
-        reader_pool = ThreadPoolExecutor(self._reader_count, thread_name_prefix="history-reader")
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(writer_pool, self._open_sync)
-        except BaseException:
-            # Queued behind _open_sync on the same thread: whatever it opened gets closed.
-            await loop.run_in_executor(writer_pool, self._close_sync, reader_pool)
-            writer_pool.shutdown(wait=False)
-            raise
-        self._writer_pool, self._reader_pool = writer_pool, reader_pool
+        await self._db.open(
+            lambda conn: migrate(conn, _MIGRATIONS, str(self._path), _VERSION_TABLE)
+        )
 
     async def close(self) -> None:
-        writer_pool, reader_pool = self._writer_pool, self._reader_pool
-        if writer_pool is None or reader_pool is None:
-            return
-        self._writer_pool = self._reader_pool = None
-        try:
-            # Queued behind every record submitted before close(), which therefore complete.
-            await asyncio.get_running_loop().run_in_executor(
-                writer_pool, self._close_sync, reader_pool
-            )
-        finally:
-            writer_pool.shutdown(wait=False)
-
-    def _open_sync(self) -> None:
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = writer = _connect(self._path)
-            mode = _enter_wal(writer)
-            if str(mode).lower() != "wal":
-                raise StorageError(f"{self._path}: cannot use WAL journal mode (got {mode!r})")
-            writer.execute("PRAGMA synchronous = FULL")
-            writer.execute("BEGIN IMMEDIATE")
-            try:
-                migrate_sqlite(writer, _VERSION_TABLE, _MIGRATIONS, str(self._path))
-                writer.execute("COMMIT")
-            except BaseException:
-                writer.rollback()
-                raise
-            # After the migration, which may wait out another process's with the default.
-            writer.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            for _ in range(self._reader_count):
-                reader = _connect(self._path)
-                self._readers.append(reader)
-                self._idle.put(reader)
-                reader.execute("PRAGMA query_only = ON")
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"cannot open exchange history in {self._path}: {exc}") from exc
-
-    def _close_sync(self, reader_pool: ThreadPoolExecutor) -> None:
-        reader_pool.shutdown(wait=True)
-        connections = [*self._readers, *([self._writer] if self._writer is not None else [])]
-        self._readers, self._writer = [], None
-        self._idle = queue.SimpleQueue()
-        for conn in connections:
-            conn.close()
-
-    # -- plumbing -------------------------------------------------------------------------------
-
-    async def _write(self, fn: Callable[[sqlite3.Connection], None]) -> None:
-        pool = self._writer_pool
-        if pool is None:
-            raise StorageError(f"exchange history in {self._path} is not open")
-        await asyncio.get_running_loop().run_in_executor(pool, self._use_writer, fn)
-
-    def _use_writer(self, fn: Callable[[sqlite3.Connection], None]) -> None:
-        conn = self._writer
-        if conn is None:
-            raise StorageError(f"exchange history in {self._path} is not open")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except (sqlite3.Error, OverflowError) as exc:
-            message = f"sqlite write to {self._path} failed: {exc}"
-            if _is_busy(exc):
-                raise StorageUnavailable(message) from exc
-            raise StorageError(message) from exc
-
-    async def _read(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        pool = self._reader_pool
-        if pool is None:
-            raise StorageError(f"exchange history in {self._path} is not open")
-        return await asyncio.get_running_loop().run_in_executor(pool, self._use_reader, sql, args)
-
-    def _use_reader(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        conn = self._idle.get_nowait()
-        try:
-            return conn.execute(sql, args).fetchall()
-        except (sqlite3.Error, OverflowError) as exc:
-            raise StorageError(f"sqlite read from {self._path} failed: {exc}") from exc
-        finally:
-            self._idle.put(conn)
+        await self._db.close()
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -261,15 +151,15 @@ class SqliteHistoryStore:
             conn.executemany(_INSERT_FILL, fill_rows)
             conn.execute(_RAISE_CHECKPOINT, (seq,))
 
-        await self._write(run)
+        await self._db.write(run)
 
     # -- reads ----------------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        await self._read(_CHECKPOINT, ())
+        await self._db.fetch(_CHECKPOINT, ())
 
     async def checkpoint(self) -> int:
-        rows = await self._read(_CHECKPOINT, ())
+        rows = await self._db.fetch(_CHECKPOINT, ())
         seq: int = rows[0][0]
         return seq
 
@@ -285,10 +175,10 @@ class SqliteHistoryStore:
         limit: int = 100,
     ) -> list[OrderRecord]:
         sql, args = orders_query("?", user_id, symbol, status, start, end, before, limit)
-        return [order_from_row(row) for row in await self._read(sql, args)]
+        return [order_from_row(row) for row in await self._db.fetch(sql, args)]
 
     async def order(self, user_id: int, order_id: int) -> OrderRecord | None:
-        rows = await self._read(
+        rows = await self._db.fetch(
             f"SELECT {ORDER_COLUMNS} FROM exchange_orders WHERE order_id = ? AND user_id = ?",
             (order_id, user_id),
         )
@@ -305,11 +195,5 @@ class SqliteHistoryStore:
         limit: int = 500,
     ) -> list[FillRecord]:
         sql, args = fills_query("?", user_id, symbol, start, end, from_id, limit)
-        records = [fill_from_row(row) for row in await self._read(sql, args)]
+        records = [fill_from_row(row) for row in await self._db.fetch(sql, args)]
         return records if from_id is not None else records[::-1]
-
-
-def _is_busy(exc: BaseException) -> bool:
-    # The primary result code, without the extended bits: another connection holds the lock.
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

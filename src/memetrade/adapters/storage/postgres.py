@@ -1,21 +1,15 @@
-"""The scale-out store: PostgreSQL through psycopg 3 and a psycopg_pool connection pool.
+"""The scale-out store: market data in PostgreSQL (connections: ``pg_conn``).
 
 Design, and why:
 
-* Driver: psycopg 3 (``psycopg[binary,pool]``), not asyncpg. Both are maintained and fast at
-  what this store does (bulk COPY; the rest is a few small queries). psycopg ships its own type
-  annotations, so the package stays ``mypy --strict`` with no third-party stubs; it speaks libpq,
-  so ``DATABASE_URL`` means exactly what it means to ``psql`` (both URL schemes, ``sslmode``,
-  ``options=-csearch_path=...``, service files, ``PG*`` environment defaults); its pool checks a
-  connection before lending it, so a restarted server costs a reconnect, not an error.
+* The driver, pool, durable commits and error mapping are those of ``pg_conn``, shared with the
+  other stores of the database.
 * Exact numbers: prices, amounts, timestamps and counts are BIGINT (the domain keeps prices and
   amounts below 2**62). Volumes are sums and ``quote_volume`` a sum of products, so they may not
   fit 64 bits: they are NUMERIC with no precision, exact and unbounded, read back with ``int``.
-* One transaction per ``write``, committed with the server's ``synchronous_commit`` (``on`` by
-  default: the commit is flushed to the WAL before ``write`` returns, so an acknowledged trade
-  survives a kill -9 of either process). A server configured with ``off`` would make that a lie,
-  so this store's sessions turn it back ``on`` (``local``, ``remote_write`` and stricter levels
-  are left as they are).
+* One transaction per ``write``: committed durably (``pg_conn``), an acknowledged trade
+  survives a kill -9 of either process. Cancelling a caller of ``write`` does not cancel the
+  write (``pg_conn``'s shielded writes).
 * Writes go through COPY into session temp tables, then one ``INSERT ... SELECT``: trades with
   ``ON CONFLICT (symbol, id) DO NOTHING`` (a replayed id keeps the first stored fact), candles
   with ``ON CONFLICT ... DO UPDATE`` (an update carries the candle's whole new state). Measured
@@ -32,24 +26,12 @@ Design, and why:
   the symbol check commit in one transaction under a transaction-scoped advisory lock, so two
   processes starting at once migrate once (the second waits, then finds nothing to do) and a
   refused symbol leaves the database as it was.
-* ``psycopg`` and pool errors become ``StorageError`` here, at the boundary (``raise ... from
-  exc``), with one-line messages that name the server but never the password.
-
-Cancelling a caller of ``write`` does not cancel the write: it runs on to COMMIT or ROLLBACK in a
-task of its own (``close`` waits for it), so a connection is never abandoned mid-transaction,
-but that caller cannot know which. Behind a transaction-mode connection pooler (PgBouncer)
-temp tables and prepared statements misbehave: connect to the server, or a session-mode pooler.
 """
 
-import asyncio
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final, LiteralString, TypeVar
+from collections.abc import Sequence
+from typing import Any, Final, LiteralString
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool
-
+from memetrade.adapters.storage.pg_conn import Conn, PostgresDatabase, copy_rows, migrate
 from memetrade.adapters.storage.postgres_schema import MIGRATIONS as _MIGRATIONS
 from memetrade.adapters.storage.rows import (
     candle_from_row,
@@ -61,22 +43,13 @@ from memetrade.domain.candles import Candle, CandleUpdate
 from memetrade.domain.intervals import Interval
 from memetrade.domain.symbols import SymbolSpec
 from memetrade.domain.trades import Trade
-from memetrade.ports import StorageError, StorageUnavailable
+from memetrade.ports import StorageError
 
 __all__ = ["PostgresStore"]
-
-_T = TypeVar("_T")
-_Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 
 # Any constant works; this one spells "memetrad". Advisory locks are per database, so stores in
 # different schemas of one database serialise their (short) migrations, which is harmless.
 _MIGRATION_LOCK: Final = 0x6D656D6574726164
-# How long open() waits for another process's migration before giving up.
-_MIGRATION_LOCK_TIMEOUT: Final = "60s"
-# Used when the URL sets none (libpq's own default is to wait forever).
-_CONNECT_TIMEOUT_S: Final = 10
-# How long a call waits for a free pool connection before failing with StorageError.
-_POOL_TIMEOUT_S: Final = 10.0
 
 _TRADE_COLUMNS: Final = "symbol, id, ts, price, amount, side, seq"
 _CANDLE_COLUMNS: Final = (
@@ -84,7 +57,7 @@ _CANDLE_COLUMNS: Final = (
     " first_ts, first_id, last_ts, last_id, buy_volume, buy_quote_volume"
 )
 # Per-session staging tables for COPY, emptied by every commit (and by every rollback, as
-# anything a transaction wrote). Created once per pooled connection, by _configure.
+# anything a transaction wrote). Created once per pooled connection.
 _STAGING: Final[tuple[LiteralString, ...]] = (
     """CREATE TEMP TABLE trades_in (
         symbol text, id text, ts bigint, price bigint, amount bigint, side text, seq bigint,
@@ -144,90 +117,32 @@ class PostgresStore:
     """
 
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 8) -> None:
-        if not 1 <= min_connections <= max_connections:
-            raise ValueError("need 1 <= min_connections <= max_connections")
-        self._url = url
-        self._min, self._max = min_connections, max_connections
-        self._target = _redact(url)
-        # None while closed. Every call takes it once, so close() clearing it stops new calls.
-        self._pool: AsyncConnectionPool[_Conn] | None = None
-        # Writes in flight, each in its own task (see the module docstring); close() awaits them.
-        self._writes: set[asyncio.Task[None]] = set()
+        self._db = PostgresDatabase(
+            url,
+            name="memetrade",
+            min_connections=min_connections,
+            max_connections=max_connections,
+            session=_STAGING,
+        )
 
     def __repr__(self) -> str:
-        return f"PostgresStore({self._target!r})"
+        return f"PostgresStore({self._db.target!r})"
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def open(self, symbols: Sequence[SymbolSpec]) -> None:
-        if self._pool is not None:
-            raise StorageError(f"{self._target} is already open")
-        try:
-            conninfo = _conninfo(self._url)
-            connect = psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-            async with await connect as conn, conn.transaction():
-                await self._migrate(conn)
-                await self._check_symbols(conn, list(symbols))
-            pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(
-                conninfo,
-                min_size=self._min,
-                max_size=self._max,
-                open=False,
-                kwargs={"autocommit": True},
-                configure=_configure,
-                check=AsyncConnectionPool.check_connection,
-                name="memetrade",
-                timeout=_POOL_TIMEOUT_S,
-            )
-            try:
-                await pool.open(wait=True, timeout=_POOL_TIMEOUT_S)
-            except BaseException:
-                await pool.close()
-                raise
-        except psycopg.Error as exc:
-            raise StorageError(f"cannot open {self._target}: {_one_line(exc)}") from exc
-        self._pool = pool
+        specs = list(symbols)
+
+        async def setup(conn: Conn) -> None:
+            await migrate(conn, "schema_version", _MIGRATION_LOCK, _MIGRATIONS, self._db.target)
+            await self._check_symbols(conn, specs)
+
+        await self._db.open(setup)
 
     async def close(self) -> None:
-        pool = self._pool
-        if pool is None:
-            return
-        self._pool = None
-        try:
-            # Writes started before close() run to COMMIT or ROLLBACK; their callers see how.
-            await asyncio.gather(*self._writes, return_exceptions=True)
-        finally:
-            try:
-                await pool.close()
-            except psycopg.Error as exc:
-                raise StorageError(f"closing {self._target}: {_one_line(exc)}") from exc
+        await self._db.close()
 
-    async def _migrate(self, conn: _Conn) -> None:
-        # The lock is released by the transaction's end. lock_timeout bounds the wait for it.
-        await conn.execute(
-            sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(_MIGRATION_LOCK_TIMEOUT))
-        )
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        await conn.execute(
-            """CREATE TABLE IF NOT EXISTS schema_version (
-                version integer NOT NULL PRIMARY KEY,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )"""
-        )
-        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_version")
-        row = await cur.fetchone()
-        version: int = row[0] if row is not None else 0
-        if version > len(_MIGRATIONS):
-            raise StorageError(
-                f"{self._target} has schema version {version} but this memetrade knows only up"
-                f" to {len(_MIGRATIONS)}; upgrade memetrade"
-            )
-        for number, step in enumerate(_MIGRATIONS[version:], start=version + 1):
-            for statement in step:
-                await conn.execute(statement)
-            await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
-
-    async def _check_symbols(self, conn: _Conn, symbols: list[SymbolSpec]) -> None:
+    async def _check_symbols(self, conn: Conn, symbols: list[SymbolSpec]) -> None:
         cur = await conn.execute("SELECT name, price_decimals, amount_decimals FROM symbols")
         stored = {name: (price, amount) for name, price, amount in await cur.fetchall()}
         for spec in symbols:
@@ -237,78 +152,48 @@ class PostgresStore:
                 await conn.execute("INSERT INTO symbols VALUES (%s, %s, %s)", (spec.name, *steps))
                 stored[spec.name] = steps
             elif old != steps:
-                raise StorageError(steps_changed(spec.name, old, steps, str(self._target)))
-
-    # -- plumbing -------------------------------------------------------------------------------
-
-    def _opened(self) -> AsyncConnectionPool[_Conn]:
-        pool = self._pool
-        if pool is None:
-            raise StorageError(f"{self._target} is not open")
-        return pool
-
-    async def _run(self, what: str, fn: Callable[[_Conn], Coroutine[Any, Any, _T]]) -> _T:
-        pool = self._opened()
-        try:
-            async with pool.connection() as conn:
-                return await fn(conn)
-        except psycopg.OperationalError as exc:
-            # Connection failures, a server shutting down, and the pool's PoolTimeout (a
-            # subclass) all land here: the server may well be back in a moment.
-            message = f"postgres {what} {self._target} failed: {_one_line(exc)}"
-            raise StorageUnavailable(message) from exc
-        except psycopg.Error as exc:
-            raise StorageError(f"postgres {what} {self._target} failed: {_one_line(exc)}") from exc
-
-    async def _fetch(self, query: LiteralString, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        async def run(conn: _Conn) -> list[tuple[Any, ...]]:
-            cur = await conn.execute(query, args)
-            return await cur.fetchall()
-
-        return await self._run("read from", run)
+                raise StorageError(steps_changed(spec.name, old, steps, self._db.target))
 
     # -- writes ---------------------------------------------------------------------------------
 
     async def write(self, trades: Sequence[Trade], candles: Sequence[CandleUpdate]) -> None:
-        self._opened()
+        self._db.require_open()
         trade_rows = _trade_rows(trades)
         upserts = candle_rows(candles, int)
         if not trade_rows and not upserts:
             return
 
-        async def run(conn: _Conn) -> None:
+        async def run(conn: Conn) -> None:
             async with conn.transaction():
                 if trade_rows:
                     unnumbered = sorted({row[0] for row in trade_rows if row[6] == 0})
                     if unnumbered:
                         await conn.execute(_NUMBER_LOCK, (unnumbered,))
-                    async with conn.cursor().copy(_COPY_TRADES) as copy:
-                        for trade_row in trade_rows:
-                            await copy.write_row(trade_row)
+                    await copy_rows(conn, _COPY_TRADES, trade_rows)
+                    # Temp tables get no statistics by themselves: the planner would assume
+                    # hundreds of staged rows and check them against every stored trade with a
+                    # hash join, a full scan whose cost grows with the table (14 ms at 30,000
+                    # trades for one staged row). Counted, it probes the primary key instead.
+                    await conn.execute("ANALYZE trades_in")
                     await conn.execute(_INSERT_TRADES)
                 if upserts:
-                    async with conn.cursor().copy(_COPY_CANDLES) as copy:
-                        for candle_row in upserts:
-                            await copy.write_row(candle_row)
+                    await copy_rows(conn, _COPY_CANDLES, upserts)
                     await conn.execute(_UPSERT_CANDLES)
 
-        task = asyncio.create_task(self._run("write to", run))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-        await asyncio.shield(task)
+        await self._db.shielded(self._db.run("write to", run))
 
     # -- reads ----------------------------------------------------------------------------------
 
     async def ping(self) -> None:
         # Reads a table of ours, unlike a bare SELECT 1: the schema is there and readable.
-        await self._fetch("SELECT 1 FROM symbols LIMIT 1", ())
+        await self._db.fetch("SELECT 1 FROM symbols LIMIT 1", ())
 
     async def existing_ids(self, symbol: str, ids: Sequence[str]) -> set[str]:
         unique = list(dict.fromkeys(ids))
-        self._opened()
+        self._db.require_open()
         if not unique:
             return set()
-        rows = await self._fetch(
+        rows = await self._db.fetch(
             "SELECT id FROM trades WHERE symbol = %s AND id = ANY(%s)", (symbol, unique)
         )
         return {row[0] for row in rows}
@@ -317,21 +202,21 @@ class PostgresStore:
         self, symbol: str, interval: Interval, start: int, end: int, limit: int
     ) -> list[Candle]:
         query = f"{_SELECT_CANDLES} AND open_time BETWEEN %s AND %s ORDER BY open_time LIMIT %s"
-        rows = await self._fetch(query, (symbol, interval.name, start, end, max(limit, 0)))
+        rows = await self._db.fetch(query, (symbol, interval.name, start, end, max(limit, 0)))
         return [candle_from_row(row) for row in rows]
 
     async def latest_candles(self, symbol: str, interval: Interval, limit: int) -> list[Candle]:
         query = f"{_SELECT_CANDLES} ORDER BY open_time DESC LIMIT %s"
-        rows = await self._fetch(query, (symbol, interval.name, max(limit, 0)))
+        rows = await self._db.fetch(query, (symbol, interval.name, max(limit, 0)))
         return [candle_from_row(row) for row in reversed(rows)]
 
     async def last_candle_before(self, symbol: str, interval: Interval, t: int) -> Candle | None:
         query = f"{_SELECT_CANDLES} AND open_time < %s ORDER BY open_time DESC LIMIT 1"
-        rows = await self._fetch(query, (symbol, interval.name, t))
+        rows = await self._db.fetch(query, (symbol, interval.name, t))
         return candle_from_row(rows[0]) if rows else None
 
     async def trade_keys_since(self, symbol: str, ts: int) -> list[tuple[int, str]]:
-        rows = await self._fetch(
+        rows = await self._db.fetch(
             "SELECT ts, id FROM trades WHERE symbol = %s AND ts >= %s ORDER BY ts, id",
             (symbol, ts),
         )
@@ -339,10 +224,10 @@ class PostgresStore:
 
     async def recent_trades(self, symbol: str, limit: int) -> list[Trade]:
         query = f"{_SELECT_TRADES} ORDER BY ts DESC, id DESC LIMIT %s"
-        return trades_from_rows(symbol, await self._fetch(query, (symbol, max(limit, 0))))
+        return trades_from_rows(symbol, await self._db.fetch(query, (symbol, max(limit, 0))))
 
     async def last_trade_seq(self, symbol: str) -> int:
-        rows = await self._fetch(
+        rows = await self._db.fetch(
             "SELECT coalesce(max(seq), 0) FROM trades WHERE symbol = %s", (symbol,)
         )
         seq: int = rows[0][0]
@@ -350,55 +235,20 @@ class PostgresStore:
 
     async def trades_by_seq(self, symbol: str, from_seq: int, limit: int) -> list[Trade]:
         query = f"{_SELECT_TRADES} AND seq >= %s ORDER BY seq LIMIT %s"
-        return trades_from_rows(symbol, await self._fetch(query, (symbol, from_seq, max(limit, 0))))
+        return trades_from_rows(
+            symbol, await self._db.fetch(query, (symbol, from_seq, max(limit, 0)))
+        )
 
     async def trades_by_time(self, symbol: str, start: int, end: int, limit: int) -> list[Trade]:
         query = f"{_SELECT_TRADES} AND ts BETWEEN %s AND %s ORDER BY seq LIMIT %s"
         return trades_from_rows(
-            symbol, await self._fetch(query, (symbol, start, end, max(limit, 0)))
+            symbol, await self._db.fetch(query, (symbol, start, end, max(limit, 0)))
         )
 
     async def trade_count(self) -> int:
-        rows = await self._fetch("SELECT count(*) FROM trades", ())
+        rows = await self._db.fetch("SELECT count(*) FROM trades", ())
         count: int = rows[0][0]
         return count
-
-
-async def _configure(conn: _Conn) -> None:
-    """Prepare a new pooled connection: durable commits and the COPY staging tables."""
-    await conn.execute(
-        "SELECT set_config('synchronous_commit', 'on', false)"
-        " WHERE current_setting('synchronous_commit') = 'off'"
-    )
-    for statement in _STAGING:
-        await conn.execute(statement)
-
-
-def _conninfo(url: str) -> str:
-    """``url`` as a libpq connection string, with our defaults for what it leaves unset."""
-    given = conninfo_to_dict(url)
-    defaults: dict[str, Any] = {
-        "application_name": "memetrade",
-        "connect_timeout": _CONNECT_TIMEOUT_S,
-    }
-    return make_conninfo(url, **{k: v for k, v in defaults.items() if k not in given})
-
-
-def _redact(url: str) -> str:
-    """``postgresql://host:port/dbname`` of ``url``: enough to name it, no user or password."""
-    try:
-        parts = conninfo_to_dict(url)
-    except psycopg.Error:
-        return "postgresql://(unparsable URL)"
-    host = parts.get("host") or "localhost"
-    port = parts.get("port") or "5432"
-    dbname = parts.get("dbname") or parts.get("user") or ""
-    return f"postgresql://{host}:{port}/{dbname}"
-
-
-def _one_line(exc: BaseException) -> str:
-    # libpq's messages carry DETAIL, HINT and indented context on further lines.
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _trade_rows(trades: Sequence[Trade]) -> list[tuple[Any, ...]]:
