@@ -219,8 +219,10 @@ class CommandJournal(Protocol):
         one flush for the whole call (group commit). Return the number of the last one.
 
         When it raises, the entries may or may not be stored (a commit can succeed and its
-        answer be lost): do not retry them, which could store them twice, and do not answer
-        their commands; recover from the journal instead (reopen, replay)."""
+        answer be lost): do not retry them blindly, which could store them twice, nor answer
+        their commands. ``StorageUnavailable`` means the journal could not be reached: once it
+        can, ``append([])`` answers the last stored number (re-read from storage), which tells
+        whether they landed. Any other error: recover from the journal (reopen, replay)."""
         ...
 
     async def read(self, from_seq: int, limit: int) -> list[tuple[int, bytes]]:

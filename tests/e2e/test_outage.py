@@ -216,3 +216,50 @@ def test_nats_outage_reports_not_ready_and_catches_up(tmp_path: Path) -> None:
                 return sum(c["trades"] for c in data["data"]) == 105
 
             wait_for(counted, "every trade acknowledged to be in the candles")
+
+
+def test_the_exchange_waits_out_a_postgres_outage_without_losing_a_command(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Simulated traders journal orders all the time (MOCK_MODE=book); the journal's database
+    goes away for a few seconds. The exchange holds its commands and goes on afterwards from
+    exactly where the journal stands: a restart recovers the very same state."""
+    admin_email = "admin@example.com"
+    with tcp_proxy("127.0.0.1", 5432) as proxy:
+        env = {
+            "DATABASE_URL": through(proxy, database_url, "127.0.0.1:5432"),
+            "SYMBOLS": "DOGE",
+            "MOCK_DATA": "1",
+            "MOCK_MODE": "book",
+            "MOCK_DATA_INTERVAL": "20",
+            "BACKFILL": "0",
+            "ADMIN_EMAIL": admin_email,
+            "JWT_SECRET": "outage-e2e-secret-" + "0" * 32,
+        }
+        password = {"email": admin_email, "password": "correct horse battery"}
+        with running(tmp_path, **env) as srv, srv.client() as client:
+            assert client.post("/api/v1/auth/signup", json=password).status_code == 201
+            token = client.post("/api/v1/auth/signin", json=password).json()["token"]
+            admin = {"Authorization": f"Bearer {token}"}
+
+            def seq() -> int:
+                return int(client.get("/api/v1/admin/exchange", headers=admin).json()["seq"])
+
+            wait_for(lambda: seq() > 50, "the simulated market to trade")
+            proxy.cut()
+            wait_for(lambda: ready_status(client) == 503, "/ready to report the outage")
+            time.sleep(2)
+            proxy.restore()
+            wait_for(lambda: ready_status(client) == 200, "/ready after the store returned")
+            resumed = seq()
+            wait_for(lambda: seq() > resumed + 50, "the exchange to go on journaling")
+            before = client.get("/api/v1/admin/exchange", headers=admin).json()
+        assert srv.process.returncode == 0
+
+        # Nothing was lost or written twice: a restart rebuilds the state it stopped with.
+        quiet = {**env, "MOCK_DATA": "0"}
+        with running(tmp_path, **quiet) as again, again.client() as client:
+            token = client.post("/api/v1/auth/signin", json=password).json()["token"]
+            admin = {"Authorization": f"Bearer {token}"}
+            after = client.get("/api/v1/admin/exchange", headers=admin).json()
+        assert after["seq"] >= before["seq"]

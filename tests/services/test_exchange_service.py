@@ -17,7 +17,7 @@ from memetrade.domain.exchange.commands import CancelOrder, Command, Deposit, Pl
 from memetrade.domain.exchange.events import Event, Fill
 from memetrade.domain.exchange.markets import Market, build_markets
 from memetrade.domain.symbols import SymbolSpec
-from memetrade.ports import StorageError
+from memetrade.ports import StorageError, StorageUnavailable
 from memetrade.services.exchange import ExchangeService
 
 pytestmark = pytest.mark.anyio
@@ -204,3 +204,49 @@ async def test_a_failed_append_fails_its_commands_and_stops_the_service(
     # Memory may be ahead of the journal now: nothing more is taken.
     with pytest.raises(StorageError):
         await exchange.service.submit(Deposit(5, "USDT", 1))
+
+
+class LosesAnswers:
+    """The real file journal, with the failure a network gives: an append that raises
+    ``StorageUnavailable`` though it was stored (``landed``) or not, the next few times."""
+
+    def __init__(self, journal: FileJournal, failures: list[bool]) -> None:
+        self.journal = journal
+        self.failures = failures
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.journal, name)
+
+    async def append(self, entries: Sequence[bytes]) -> int:
+        if entries and self.failures:
+            landed = self.failures.pop(0)
+            if landed:
+                await self.journal.append(entries)
+            raise StorageUnavailable("connection lost")
+        return await self.journal.append(entries)
+
+
+@pytest.mark.parametrize("landed", [True, False])
+async def test_an_unreachable_journal_is_waited_out_and_nothing_is_written_twice(
+    tmp_path: Path, landed: bool
+) -> None:
+    journal, snapshots = FileJournal(tmp_path), FileSnapshotStore(tmp_path)
+    await journal.open()
+    await snapshots.open()
+    flaky = LosesAnswers(journal, [landed, False])
+    service = ExchangeService(MARKETS, flaky, snapshots, SystemClock())  # type: ignore[arg-type]
+    service.RETRY_FIRST_S = 0.01
+    await service.recover()
+    task = asyncio.create_task(service.run())
+    try:
+        outcomes = await asyncio.gather(*(service.submit(c) for c in funding()))
+        assert all(o.ok for o in outcomes)
+        assert journal.last_seq() == 2  # each command stored once, whichever way it failed
+        assert service.seq == 2
+        assert (await service.submit(Deposit(3, "USDT", 7))).ok
+        assert journal.last_seq() == 3
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await journal.close()
+        await snapshots.close()

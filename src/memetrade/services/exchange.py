@@ -18,9 +18,11 @@ How a command flows::
   commands at a batch boundary (new commands wait a moment so the engine holds exactly the
   journaled state), after the listeners have stored everything up to it, so the replayed tail
   always covers what they may have lost.
-* A failed journal append leaves memory ahead of the disk: the service stops (``run`` raises)
-  and a restart recovers from what the journal holds. Commands waiting in that batch get a
-  ``StorageError`` (their outcome is unknown until then).
+* A journal that cannot be reached (``StorageUnavailable``) is waited out: commands wait
+  unanswered, and once it answers the service checks whether the failed append landed before
+  appending again. Any other failed append leaves memory ahead of the disk: the service stops
+  (``run`` raises) and a restart recovers from what the journal holds; commands waiting in
+  that batch get a ``StorageError`` (their outcome is unknown until then).
 """
 
 import asyncio
@@ -36,7 +38,7 @@ from memetrade.domain.exchange.commands import Command
 from memetrade.domain.exchange.engine import Engine
 from memetrade.domain.exchange.events import Event, Outcome
 from memetrade.domain.exchange.markets import Market
-from memetrade.ports import Clock, CommandJournal, SnapshotStore, StorageError
+from memetrade.ports import Clock, CommandJournal, SnapshotStore, StorageError, StorageUnavailable
 
 __all__ = ["ExchangeListener", "ExchangeService", "JournalEntry"]
 
@@ -76,6 +78,10 @@ class _Batch:
 
 class ExchangeService:
     """Owns the engine; ``submit`` is the only way to change it. Queries read ``engine``."""
+
+    # Retry delays while the journal cannot be reached: doubling from the first to the last.
+    RETRY_FIRST_S = 0.1
+    RETRY_MAX_S = 2.0
 
     def __init__(
         self,
@@ -192,7 +198,7 @@ class ExchangeService:
         if batch is None:
             return
         try:
-            last = await self._journal.append(batch.entries)
+            last = await self._append(batch.entries)
         except BaseException as exc:
             self._failed = exc
             error = exc if isinstance(exc, StorageError) else StorageError(repr(exc))
@@ -205,6 +211,33 @@ class ExchangeService:
             self._deliver(first + offset, events)
         self.seq = last
         batch.done.set_result(last)
+
+    async def _append(self, entries: list[bytes]) -> int:
+        """Append ``entries``; while the journal cannot be reached (``StorageUnavailable``:
+        PostgreSQL restarting, say), wait for it, learn whether the failed append landed after
+        all, and append again only if it did not, so no entry is lost or written twice."""
+        before = self.seq
+        delay = self.RETRY_FIRST_S
+        try:
+            return await self._journal.append(entries)
+        except StorageUnavailable as exc:
+            log.warning("exchange journal unavailable, %d commands wait: %s", len(entries), exc)
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(self.RETRY_MAX_S, delay * 2)
+            try:
+                # An empty append re-reads the last stored number after a failure.
+                stored = await self._journal.append([])
+                if stored == before:
+                    return await self._journal.append(entries)
+            except StorageUnavailable:
+                continue
+            if stored == before + len(entries):
+                log.warning("exchange journal reachable again; the waiting append had landed")
+                return stored
+            raise StorageError(
+                f"exchange journal ends at {stored}; expected {before} or {before + len(entries)}"
+            )
 
     def _deliver(self, seq: int, events: Sequence[Event]) -> None:
         for listener in self._listeners:
