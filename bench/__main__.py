@@ -1,7 +1,7 @@
 """``python -m bench [names...] [--quick] [--repeats N] [--out PATH]``: run the benchmarks.
 
 Names: aggregation, batch, rest, fanout, ingest, recovery, indicators, engine, engine_journal,
-exchange_http, exchange_recovery (default: all, in that order).
+exchange_http, exchange_recovery, scaleout (default: all, in that order).
 ``--quick`` runs smaller inputs and fewer rounds, for checking the harness, not for figures.
 """
 
@@ -31,6 +31,7 @@ NAMES = (
     "engine_journal",
     "exchange_http",
     "exchange_recovery",
+    "scaleout",
 )
 
 

@@ -1,6 +1,6 @@
 """Scale-out vs embedded: ingest throughput and trade -> WebSocket latency (issue 4).
 
-Standalone (not part of ``python -m bench``)::
+Part of ``make bench`` (``python -m bench scaleout``); standalone, as a table::
 
     .venv/bin/python -m bench.scaleout [--seconds 5] [--out docs/scaleout-bench.md]
 
@@ -134,21 +134,15 @@ def measure(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--out", type=Path)
-    opts = parser.parse_args()
+def _topologies(
+    scratch: Path, drops: list[Callable[[], None]]
+) -> tuple[Callable[[str], tuple[Server, Server, list[Server]]], ...]:
     import bus_backends
     import store_backends
 
-    scratch = Path(tempfile.mkdtemp(prefix="scaleout-bench-"))
-
     def embedded(symbol: str) -> tuple[Server, Server, list[Server]]:
-        s = start_server(scratch / symbol, SYMBOLS=f"{symbol}:0.01:0.1")
+        s = start_server(scratch / symbol, SYMBOLS=f"{symbol}:0.01:0.1", MOCK_DATA="0")
         return s, s, [s]
-
-    drops: list[Callable[[], None]] = []
 
     def scaleout(symbol: str) -> tuple[Server, Server, list[Server]]:
         url, drop = store_backends.postgres_database()
@@ -157,11 +151,68 @@ def main() -> None:
             "DATABASE_URL": url,
             "BUS_URL": bus_backends.NATS_URL,
             "SYMBOLS": f"{symbol}:0.01:0.1",
+            "MOCK_DATA": "0",
         }
         agg = start_server(scratch / symbol, ROLE="aggregate", **env)
         ing = start_server(scratch / symbol, ROLE="ingest", **env)
         api = start_server(scratch / symbol, ROLE="api", **env)
         return ing, api, [ing, api, agg]
+
+    return embedded, scaleout
+
+
+def run(opts: Any) -> list[Any]:
+    """``python -m bench``'s entry: one row per topology, latency as the figure, the embedded
+    process as the reference of the scale-out row."""
+    from bench.common import Measure, Result
+
+    seconds = 2.0 if opts.quick else 5.0
+    scratch = Path(tempfile.mkdtemp(prefix="scaleout-bench-"))
+    drops: list[Callable[[], None]] = []
+    embedded, scaleout = _topologies(scratch, drops)
+    try:
+        rows = [measure("embedded", embedded, seconds), measure("scale-out", scaleout, seconds)]
+    finally:
+        for drop in drops:
+            drop()
+    measures = [
+        Measure(
+            f"{r['name']}: trade->WebSocket p50 (p99 {r['p99']:.1f} ms)",
+            "ms",
+            [r["p50"]],
+            higher_is_better=False,
+        )
+        for r in rows
+    ]
+    return [
+        Result(
+            "Scale-out latency",
+            measures[1],
+            "report only",
+            None,
+            reference=measures[0],
+            extra=[
+                f"{r['name']}: ingest acknowledged {r['acked']:,.0f} trades/s, aggregated "
+                f"{r['aggregated']:,.0f} trades/s; latency p50 {r['p50']:.1f} ms, "
+                f"p99 {r['p99']:.1f} ms"
+                for r in rows
+            ]
+            + [
+                "scale-out: ROLE=ingest + ROLE=aggregate + ROLE=api on NATS JetStream and "
+                "PostgreSQL; embedded: one ROLE=all process on SQLite; all on this machine"
+            ],
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--out", type=Path)
+    opts = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="scaleout-bench-"))
+    drops: list[Callable[[], None]] = []
+    embedded, scaleout = _topologies(scratch, drops)
 
     try:
         rows = [
