@@ -1,16 +1,14 @@
-"""``AccountStore`` in the embedded SQLite file, beside the market data.
+"""``AccountStore`` in an embedded SQLite file beside the market data's.
 
 Design, and why:
 
-* The same file as ``SqliteStore`` (one file to back up), through connections of its own
-  (``sqlite_conn``: one writer thread, a few readers, ``synchronous = FULL``, since sign-ups and
-  revocations are acknowledged facts). WAL lets every store read while one writes, and
-  ``busy_timeout`` makes each writer wait its turn for the file's single write lock. Account
-  writes are small (a sign-up, an audit line), so they never hold the market writer back for
-  long.
-* ``PRAGMA user_version`` is the market store's schema version, so this store keeps its own in
-  ``accounts_schema_version`` (one row per applied migration). Migrations run in one
-  ``BEGIN IMMEDIATE`` transaction, so two processes opening one file migrate it once.
+* A file of its own (``memetrade-accounts.db`` by default; see ``storage.__init__``), through
+  ``sqlite_conn`` (one writer thread, a few readers, ``synchronous = FULL``, since sign-ups and
+  revocations are acknowledged facts).
+* The schema version is kept in ``accounts_schema_version`` (one row per applied migration)
+  rather than ``PRAGMA user_version``, so the store can also share a file with the market
+  store. Migrations run in one ``BEGIN IMMEDIATE`` transaction, so two processes opening one
+  file migrate it once.
 * Audit lines are group-committed: every money-moving request writes one, and a commit (an
   fsync) each would cap order entry at a few hundred per second. Lines that arrive while a
   transaction runs go into the next one, and each ``record`` returns once its line is durable.

@@ -1,14 +1,14 @@
-"""``ExchangeHistoryStore`` in the embedded SQLite file, beside the market data.
+"""``ExchangeHistoryStore`` in an embedded SQLite file beside the market data's.
 
 Design, and why:
 
-* The same file as ``SqliteStore`` (one file to back up), through connections of its own
-  (``sqlite_conn``: one writer thread, a few readers). A write that waits longer than
+* A file of its own (``memetrade-history.db`` by default; see ``storage.__init__``), through
+  ``sqlite_conn`` (one writer thread, a few readers). A write that waits longer than
   ``busy_timeout_ms`` for another writer's lock raises ``StorageUnavailable``, and the projector
   retries it.
-* ``PRAGMA user_version`` is the market store's schema version, so this store keeps its own in
-  ``exchange_history_schema_version``. Migrations run in one ``BEGIN IMMEDIATE`` transaction, so
-  two processes opening one file migrate it once.
+* The schema version is kept in ``exchange_history_schema_version`` rather than ``PRAGMA
+  user_version``, so the store can also share a file with the market store. Migrations run
+  in one ``BEGIN IMMEDIATE`` transaction, so two processes opening one file migrate it once.
 * ``synchronous = FULL``, as the market store: the history is derived from the journal, but
   the journal keeps only the entries after its oldest snapshot, and the exchange takes a
   snapshot once its listeners have flushed. A commit that a power cut could take back would

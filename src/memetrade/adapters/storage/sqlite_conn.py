@@ -8,9 +8,11 @@ Design, and why:
 * Reads use a small pool of reader connections on their own threads. WAL gives each query a
   consistent snapshot while a write is in progress, so a big write never stalls reads, and a
   read never sees half a write. Readers are ``query_only``: a bug in a read path cannot write.
-* Several stores share one file (one file to back up), each through connections of its own:
-  ``busy_timeout`` makes each writer wait its turn for the file's single write lock instead of
-  failing at once. A wait longer than that raises ``StorageUnavailable`` rather than
+* Each store has a file of its own (``storage.__init__`` names them): a file has a single
+  write lock, and writers of several stores taking turns on one file wait in SQLite's busy
+  handler, which sleeps up to 100 ms a turn. Another process may still open the same file (a
+  second server on one database): ``busy_timeout`` makes a writer wait its turn instead of
+  failing at once, and a wait longer than that raises ``StorageUnavailable`` rather than
   ``StorageError``: the lock is another writer's, so the same call succeeds later, and callers
   that own the data (the trade writer, the history projector) retry it.
 * ``synchronous=FULL``: in WAL mode ``NORMAL`` survives a killed process but may lose the last
