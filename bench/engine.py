@@ -13,7 +13,7 @@ the run (cancels do not keep up with resting orders). Each figure is a fresh eng
 
 Timed: ``Engine.execute`` over the whole stream (commands/s); then the same stream again with
 ``perf_counter_ns`` around each call (p50/p99 latency; the timer adds ~0.1 us). Also reported:
-the same with each command MessagePack-encoded first (what the journal stores).
+the same with each command encoded first as the journal stores it (JSON with its timestamp).
 
 Reference, in the same run: a plain price-time book on ``SortedDict`` (FIFO deques with lazy
 cancel, an id map) that only matches: no balances, no fees, no self-trade prevention, no
@@ -133,7 +133,7 @@ def run_engine(commands: Sequence[Command], encode: bool = False) -> tuple[float
     start = time.perf_counter()
     if encode:
         for ts, command in enumerate(timed, PREFILL + 1):
-            encode_command(command)
+            encode_command(command, ts)
             execute(command, ts)
     else:
         for ts, command in enumerate(timed, PREFILL + 1):
@@ -247,7 +247,7 @@ def run(opts: Options) -> list[Result]:
             extra=[
                 f"latency per command: p50 {percentile(laps, 50):.1f} us, "
                 f"p99 {percentile(laps, 99):.1f} us, max {max(laps):.0f} us",
-                f"with each command MessagePack-encoded first: "
+                f"with each command encoded for the journal first: "
                 f"{fmt(sorted(encoded)[len(encoded) // 2])} commands/s",
                 f"{n:,} commands after {PREFILL:,} resting orders; "
                 f"{refused:,} refused (cancels of orders that had ended)",

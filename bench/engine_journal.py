@@ -9,7 +9,7 @@ The command stream is ``bench/engine.py``'s (same seed, same 2,000 resting order
 figures, each on a fresh engine and a fresh journal in a temporary directory:
 
 * **Engine + journal, group commit.** The loop ``ExchangeService`` runs, without its asyncio
-  plumbing per command: execute a command, encode its ``JournalEntry`` (what the service
+  plumbing per command: execute a command, encode its journal entry (what the service
   stores), and hand what was executed to ``FileJournal.append`` whenever the previous append
   is durable (group commit: the engine goes on while a batch is written, so batches grow with
   load, as in the service; appends never overlap, so the journal stays in order). Judged:
@@ -34,15 +34,14 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-import msgspec
-
 from bench.common import Measure, Options, Result, fmt, percentile
 from bench.engine import MARKETS, PREFILL, fresh_engine, stream
 from memetrade.adapters.clock import ManualClock
 from memetrade.adapters.journal.file_snapshots import FileSnapshotStore
 from memetrade.adapters.journal.files import FileJournal
 from memetrade.domain.exchange import Command
-from memetrade.services.exchange import ExchangeService, JournalEntry
+from memetrade.domain.exchange.commands import encode_command
+from memetrade.services.exchange import ExchangeService
 
 __all__ = ["run"]
 
@@ -51,8 +50,6 @@ TARGET_P99_US = 50.0
 YIELD_EVERY = 64  # commands between two looks at the journal
 CLIENTS = 256
 T0 = 1_750_000_000_000
-
-_encode = msgspec.msgpack.Encoder().encode
 
 
 async def _pipelined(
@@ -84,7 +81,7 @@ async def _pipelined(
         for ts, command in enumerate(commands[PREFILL:], PREFILL + 1):
             t0 = clock()
             if execute(command, ts).ok:
-                entries.append(_encode(JournalEntry(ts, command)))
+                entries.append(encode_command(command, ts))
             laps.append((clock() - t0) / 1_000)
             if ts % YIELD_EVERY == 0:
                 # Group commit, as the service does it: while one append is being written the
@@ -155,9 +152,7 @@ def run(opts: Options) -> list[Result]:
             elapsed, service_laps = asyncio.run(_service(commands, scratch))
             service_rates.append(n / elapsed)
     p99 = percentile(laps, 99)
-    measure = Measure(
-        "Engine.execute + JournalEntry encode + FileJournal.append", "commands/s", rates
-    )
+    measure = Measure("Engine.execute + encode_command + FileJournal.append", "commands/s", rates)
     service = Measure(f"ExchangeService.submit, {CLIENTS} clients", "commands/s", service_rates)
     return [
         Result(

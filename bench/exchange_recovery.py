@@ -8,7 +8,7 @@ Set-up (untimed), through the real engine, ``FileJournal`` and ``FileSnapshotSto
 temporary directory: ``USERS`` users are funded (``Deposit``), then ``RESTING`` GTC limit
 orders that do not cross are placed on DOGE/USDT (buys below the mid, sells above, across a
 few thousand price levels), each journaled as ``ExchangeService`` journals it (a
-``JournalEntry`` per accepted command, appended in batches); then a snapshot of that state is
+journal entry per accepted command, appended in batches); then a snapshot of that state is
 saved. After it, ``TAIL`` more commands are journaled: new resting orders, cancels of resting
 ones, and orders that trade (IOC and market, both sides).
 
@@ -28,8 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import msgspec
-
 from bench.common import Measure, Options, Result
 from memetrade.adapters.clock import ManualClock
 from memetrade.adapters.journal.file_snapshots import FileSnapshotStore
@@ -42,8 +40,9 @@ from memetrade.domain.exchange import (
     PlaceOrder,
     build_markets,
 )
+from memetrade.domain.exchange.commands import encode_command
 from memetrade.domain.symbols import PRESETS
-from memetrade.services.exchange import ExchangeService, JournalEntry
+from memetrade.services.exchange import ExchangeService
 
 __all__ = ["run"]
 
@@ -54,8 +53,6 @@ RESTING = 100_000
 TAIL = 50_000
 BATCH = 1_000
 T0 = 1_750_000_000_000
-
-_encode = msgspec.msgpack.Encoder().encode
 
 
 def _commands(rng: random.Random, resting: int, tail: int) -> tuple[list[Command], list[Command]]:
@@ -117,7 +114,7 @@ async def _journal(
                 continue  # Ended already (traded or cancelled): a refusal, never journaled.
             command = CancelOrder(order.user_id, command.order_id)
         if engine.execute(command, ts).ok:
-            entries.append(_encode(JournalEntry(ts, command)))
+            entries.append(encode_command(command, ts))
             journaled += 1
         ts += 1
         if len(entries) >= BATCH:

@@ -79,11 +79,24 @@ def test_commands_round_trip_through_their_encoding() -> None:
         Deposit(2, "USDT", 10),
         Withdraw(2, "USDT", 10),
     ]
-    for command in commands:
-        assert decode_command(encode_command(command)) == command
-    assert len(encode_command(commands[0])) < 100
+    for ts, command in enumerate(commands):
+        assert decode_command(encode_command(command, ts)) == (ts, command)
+    assert len(encode_command(commands[0], 1_796_000_000_000)) < 100
     with pytest.raises(msgspec.ValidationError):
-        decode_command(msgspec.msgpack.encode({"cmd": "place", "user_id": 1}))
+        decode_command(msgspec.msgpack.encode([1, {"cmd": "place", "user_id": 1}]))
+
+
+def test_balances_past_64_bits_are_snapshotted_exactly() -> None:
+    # A command moves at most 2**62 units, but a balance is their sum: ten such deposits are
+    # past 2**64, which the snapshot must still carry exactly.
+    engine = busy_engine()
+    for i in range(10):
+        ok(engine.execute(Deposit(1, "USDT", 2**62), 1_796_000_000_000 + i))
+    refused = engine.execute(Deposit(1, "USDT", 2**62 + 1), 1_796_000_000_100)
+    assert refused.code == "invalid_quantity"
+    restored = Engine.restore(MARKETS, engine.snapshot())
+    assert restored.state_hash() == engine.state_hash()
+    assert restored.balances(1)["USDT"].available >= 10 * 2**62
 
 
 def test_book_changes_carry_consecutive_update_ids() -> None:

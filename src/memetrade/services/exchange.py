@@ -32,29 +32,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import msgspec
-
-from memetrade.domain.exchange.commands import Command
+from memetrade.domain.exchange.commands import Command, decode_command, encode_command
 from memetrade.domain.exchange.engine import Engine
 from memetrade.domain.exchange.events import Event, Outcome
 from memetrade.domain.exchange.markets import Market
 from memetrade.ports import Clock, CommandJournal, SnapshotStore, StorageError, StorageUnavailable
 
-__all__ = ["ExchangeListener", "ExchangeService", "JournalEntry"]
+__all__ = ["ExchangeListener", "ExchangeService"]
 
 log = logging.getLogger(__name__)
-
-
-class JournalEntry(msgspec.Struct, frozen=True, array_like=True):
-    """What the journal stores per command: the command and the time it was executed at (the
-    engine reads no clock, so replay needs the same ``ts``)."""
-
-    ts: int
-    command: Command
-
-
-_encode_entry = msgspec.msgpack.Encoder().encode
-_decode_entry = msgspec.msgpack.Decoder(JournalEntry).decode
 
 
 class ExchangeListener(Protocol):
@@ -135,8 +121,8 @@ class ExchangeService:
             for entry_seq, payload in chunk:
                 if entry_seq != seq + 1:
                     raise StorageError(f"exchange journal skips from {seq} to {entry_seq}")
-                entry = _decode_entry(payload)
-                outcome = self.engine.execute(entry.command, entry.ts)
+                ts, command = decode_command(payload)
+                outcome = self.engine.execute(command, ts)
                 self._deliver(entry_seq, outcome.events)
                 seq = entry_seq
                 replayed += 1
@@ -170,7 +156,7 @@ class ExchangeService:
         batch = self._next
         if batch is None:
             batch = self._next = _Batch()
-        batch.entries.append(_encode_entry(JournalEntry(ts, command)))
+        batch.entries.append(encode_command(command, ts))
         batch.events.append(outcome.events)
         self._wake.set()
         await asyncio.shield(batch.done)

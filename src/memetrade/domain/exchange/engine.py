@@ -165,7 +165,6 @@ class Engine:
             counter = core.balance(user_id, other)
         order_id = core.next_order_id
         core.next_order_id = order_id + 1
-        core.begin(ts)
         order = Order(
             order_id,
             user_id,
@@ -187,6 +186,13 @@ class Engine:
             quantity or 0,
             per_lot,
         )
+        if kind == "limit":
+            opposite = book.asks if is_buy else book.bids
+            keys = opposite.keys
+            assert price is not None
+            if not keys or keys[-1] < price * opposite.sign:
+                return Outcome(True, core.rest(order, reserve, book, ts), order_id)
+        core.begin(ts)
         core.submit(order, reserve, cap)
         return Outcome(True, core.finish(), order_id)
 
@@ -225,7 +231,7 @@ class Engine:
         if cmd.asset not in self._assets:
             return _reject("unknown_asset", f"unknown asset {cmd.asset!r}")
         if not 0 < cmd.amount <= MAX_UNITS:
-            return _reject("invalid_quantity", "amount must be positive")
+            return _reject("invalid_quantity", f"amount must be 1 to {MAX_UNITS} units")
         if deposit:
             cell = core.balance(cmd.user_id, cmd.asset)
         else:

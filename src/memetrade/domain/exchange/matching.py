@@ -127,6 +127,38 @@ class Core:
 
     # -- order life -------------------------------------------------------------------------
 
+    def rest(self, order: Order, reserve: int, book: Book, ts: int) -> list[Event]:
+        """Place a limit order that does not cross the book and return the command's events:
+        a GTC order rests, an IOC or FOK one expires at once. The same effects and events as
+        ``begin`` + ``submit`` + ``finish``, without their per-command bookkeeping: most orders
+        on a live book are this case, and nothing here can trade or trigger a stop."""
+        cell = order.quote_balance if order.is_buy else order.base_balance
+        level = None
+        if order.tif == "GTC":
+            cell.available -= reserve
+            cell.locked += reserve
+            order.reserved = reserve
+            level = (book.bids if order.is_buy else book.asks).append(order)
+            self.register(order)
+            status: OrderStatus = "new"
+            reason = None
+        else:
+            # Reserved and released at once: the balance is unchanged, but reported as touched.
+            status, reason = "expired", "ioc" if order.tif == "IOC" else "fok_not_filled"
+        self.ts = ts
+        events: list[Event] = []
+        self.events = events
+        self.update(order, status, reason)
+        if level is not None:
+            book.update_id += 1
+            events.append(
+                BookLevelChange(
+                    level.symbol, level.side, level.price, level.total, book.update_id, ts
+                )
+            )
+        events.append(BalanceUpdate(cell.user_id, cell.asset, cell.available, cell.locked, ts))
+        return events
+
     def submit(self, order: Order, reserve: int, cap: int | None = None) -> None:
         """Lock ``reserve`` for an accepted order, then match it (or file it as a stop) and
         run the stops its trades trigger. ``cap`` bounds a market order's price."""
@@ -143,7 +175,11 @@ class Core:
             return
         self.execute(order, book, cap)
         if book.low is not None:
-            self.run_stops(book)
+            if book.stops:
+                self.run_stops(book)
+            else:
+                # No stop waits: nothing to trigger, only the range to reset.
+                book.low = book.high = None
 
     def register(self, order: Order) -> None:
         """Record an order that stays open after the command (resting, or a waiting stop).

@@ -1,4 +1,4 @@
-"""The exchange state as bytes: a canonical MessagePack encoding, for snapshots and hashes.
+"""The exchange state as bytes: a canonical JSON encoding, for snapshots and hashes.
 
 Everything that decides future behaviour is in it: every book's orders in priority order (best
 level first, FIFO within a level), stop orders in placement order, balances, fee volume
@@ -21,7 +21,7 @@ from memetrade.domain.exchange.matching import Core
 
 __all__ = ["FORMAT", "decode_state", "encode_state"]
 
-FORMAT = 1
+FORMAT = 2
 
 
 class _OrderRecord(msgspec.Struct, array_like=True):
@@ -71,8 +71,10 @@ class _State(msgspec.Struct, array_like=True):
     windows: list[_WindowRecord]
 
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(_State)
+# JSON rather than MessagePack: balances, fees and 30-day volumes are unbounded integers in
+# quote units (10^-12 USDT for PEPE's steps), and MessagePack stops at 2**64.
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(_State)
 
 
 def _record(o: Order) -> _OrderRecord:

@@ -84,10 +84,10 @@ def check_shape(cmd: PlaceOrder) -> tuple[str, str] | None:
     if (price is not None and not 0 < price <= MAX_UNITS) or (
         stop is not None and not 0 < stop <= MAX_UNITS
     ):
-        return "invalid_price", "price and stop_price must be positive"
+        return "invalid_price", f"price and stop_price must be 1 to {MAX_UNITS} ticks"
     quote_amount = cmd.quote_amount
     if (quantity is not None and not 0 < quantity <= MAX_UNITS) or (
         quote_amount is not None and not 0 < quote_amount <= MAX_UNITS
     ):
-        return "invalid_quantity", "quantity and quote_amount must be positive"
+        return "invalid_quantity", f"quantity and quote_amount must be 1 to {MAX_UNITS} units"
     return None
