@@ -37,6 +37,7 @@ from memetrade.domain.exchange.engine import Engine
 from memetrade.domain.exchange.events import Event, Outcome
 from memetrade.domain.exchange.markets import Market
 from memetrade.ports import Clock, CommandJournal, SnapshotStore, StorageError, StorageUnavailable
+from memetrade.services.backoff import Backoff
 
 __all__ = ["ExchangeListener", "ExchangeService"]
 
@@ -203,14 +204,13 @@ class ExchangeService:
         PostgreSQL restarting, say), wait for it, learn whether the failed append landed after
         all, and append again only if it did not, so no entry is lost or written twice."""
         before = self.seq
-        delay = self.RETRY_FIRST_S
+        backoff = Backoff(self.RETRY_FIRST_S, self.RETRY_MAX_S)
         try:
             return await self._journal.append(entries)
         except StorageUnavailable as exc:
             log.warning("exchange journal unavailable, %d commands wait: %s", len(entries), exc)
         while True:
-            await asyncio.sleep(delay)
-            delay = min(self.RETRY_MAX_S, delay * 2)
+            await backoff.sleep()
             try:
                 # An empty append re-reads the last stored number after a failure.
                 stored = await self._journal.append([])

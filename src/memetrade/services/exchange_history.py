@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from memetrade.domain.exchange.events import Event, Fill, OrderUpdate
 from memetrade.ports import ExchangeHistoryStore, StorageError, StorageUnavailable
+from memetrade.services.backoff import Backoff
 
 __all__ = ["HistoryProjector"]
 
@@ -152,21 +153,20 @@ class HistoryProjector:
                 self._changed.notify_all()
 
     async def _record_until_reachable(self, seq: int, events: list[OrderUpdate | Fill]) -> None:
-        delay = self.RETRY_FIRST_S
+        backoff = Backoff(self.RETRY_FIRST_S, self.RETRY_MAX_S)
         while True:
             try:
                 await self._store.record(seq, events)
             except StorageUnavailable as exc:
                 self.retries += 1
                 log.warning(
-                    "history store unavailable, %d events wait; retrying in %.1f s: %s",
+                    "history store unavailable, %d events wait; retrying within %.1f s: %s",
                     len(events),
-                    delay,
+                    backoff.next_s,
                     exc,
                 )
-                await asyncio.sleep(delay)
-                delay = min(self.RETRY_MAX_S, delay * 2)
+                await backoff.sleep()
             else:
-                if delay > self.RETRY_FIRST_S:
+                if backoff.retries:
                     log.warning("history store reachable again; journal entry %d stored", seq)
                 return

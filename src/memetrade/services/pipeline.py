@@ -21,7 +21,6 @@ crash anywhere loses nothing and counts nothing twice:
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Sequence
 
 import msgspec
@@ -31,6 +30,7 @@ from memetrade.domain.errors import DomainError
 from memetrade.domain.symbols import SymbolSpec
 from memetrade.domain.trades import Trade
 from memetrade.ports import Bus, BusError, Clock, Delivery
+from memetrade.services.backoff import Backoff
 from memetrade.services.bus_messages import (
     MAX_TRADES_PER_MESSAGE,
     candle_subject,
@@ -44,7 +44,6 @@ from memetrade.services.market_data import IngestResult, MarketData, Rejection
 
 __all__ = [
     "Aggregator",
-    "Backoff",
     "BusIngest",
     "CandleBroadcaster",
     "DiscardWriter",
@@ -53,21 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class Backoff:
-    """Exponential backoff with jitter between retries: 0.1 s doubling to ``cap_s``."""
-
-    def __init__(self, cap_s: float = 5.0) -> None:
-        self._cap = cap_s
-        self._next = 0.1
-
-    def reset(self) -> None:
-        self._next = 0.1
-
-    async def sleep(self) -> None:
-        await asyncio.sleep(self._next * random.uniform(0.5, 1.0))
-        self._next = min(self._cap, self._next * 2)
 
 
 class DiscardWriter:

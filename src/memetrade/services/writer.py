@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from memetrade.domain.candles import CandleUpdate
 from memetrade.domain.trades import Trade
 from memetrade.ports import StorageError, StorageUnavailable, TradeStore
+from memetrade.services.backoff import Backoff
 
 __all__ = ["GroupCommitWriter"]
 
@@ -122,7 +123,7 @@ class GroupCommitWriter:
                 self._room.notify_all()
 
     async def _write_until_reachable(self, batch: _Batch) -> None:
-        delay = self.RETRY_FIRST_S
+        backoff = Backoff(self.RETRY_FIRST_S, self.RETRY_MAX_S)
         candles = list(batch.candles.values())
         while True:
             try:
@@ -130,14 +131,13 @@ class GroupCommitWriter:
             except StorageUnavailable as exc:
                 self.retries += 1
                 log.warning(
-                    "storage unavailable, %d trades wait; retrying in %.1f s: %s",
+                    "storage unavailable, %d trades wait; retrying within %.1f s: %s",
                     len(batch.trades),
-                    delay,
+                    backoff.next_s,
                     exc,
                 )
-                await asyncio.sleep(delay)
-                delay = min(self.RETRY_MAX_S, delay * 2)
+                await backoff.sleep()
             else:
-                if delay > self.RETRY_FIRST_S:
+                if backoff.retries:
                     log.warning("storage reachable again; %d trades stored", len(batch.trades))
                 return
