@@ -13,7 +13,9 @@ page's sockets and refuses new ones until the test lets them through again.
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
+from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 from e2e_server import Server
-from http_helpers import running
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from http_helpers import assert_error, make_client, running
+from playwright.sync_api import Browser, Page, Playwright, WebSocketRoute, sync_playwright
 
 pytestmark = pytest.mark.e2e
 
@@ -85,9 +87,13 @@ LIVE = "window.memetrade?.state.connection === 'live' && window.memetrade.state.
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    # A fast mock market; on its empty database it backfills history for every interval.
+    # A fast mock market through the exchange's order books; on its empty database it
+    # backfills history for every interval.
     with running(
-        tmp_path_factory.mktemp("dashboard"), MOCK_DATA="1", MOCK_DATA_INTERVAL="50"
+        tmp_path_factory.mktemp("dashboard"),
+        MOCK_DATA="1",
+        MOCK_MODE="book",
+        MOCK_DATA_INTERVAL="50",
     ) as srv:
         yield srv
 
@@ -349,6 +355,127 @@ def test_dropped_connection_reconnects_and_fills_the_gap(page: Page, server: Ser
     assert_contiguous(after, 1000)
     assert {down["last"]["t"] + 1000, down["last"]["t"] + 2000} <= set(after["candles"])
     assert len(after["trades"]) == len(set(after["trades"]))
+
+
+# -- order book ----------------------------------------------------------------------------
+
+# The panel as drawn, read in one go (a render replaces all of it at once): its update id and
+# levels, best first, as the exchange wrote them.
+READ_BOOK = """() => {
+  const panel = document.querySelector('#book');
+  const depth = (row) => parseFloat(row.style.getPropertyValue('--depth'));
+  const levels = (part) => [...panel.querySelectorAll(`${part} .level`)].map(
+    (row) => [row.dataset.price, row.dataset.qty, depth(row)]);
+  return {
+    hidden: panel.hidden,
+    state: panel.dataset.state,
+    symbol: panel.dataset.symbol ?? null,
+    updateId: panel.dataset.updateId ? Number(panel.dataset.updateId) : null,
+    asks: levels('.book-asks').reverse(),
+    bids: levels('.book-bids'),
+    spread: panel.querySelector('.book-spread .value').textContent,
+  };
+}"""
+BOOK_LIVE = (
+    "s => { const p = document.querySelector('#book'); return !p.hidden && p.dataset.symbol === s"
+    " && p.querySelectorAll('.book-asks .level').length > 0"
+    " && p.querySelectorAll('.book-bids .level').length > 0; }"
+)
+
+
+def read_book(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate(READ_BOOK)
+    return result
+
+
+def assert_book_is_the_exchanges(page: Page, client: httpx.Client, symbol: str) -> None:
+    """The panel's best ten levels a side equal ``GET /api/v1/depth`` at the same update id.
+
+    The book changes every market step; the test reads the panel, the REST book, then the
+    panel again, until the REST book's id is one the panel showed."""
+    page.wait_for_function(BOOK_LIVE, arg=symbol)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        before = read_book(page)
+        response = client.get(f"/api/v1/depth/{symbol}", params={"limit": 10})
+        assert response.status_code == 200, response.text
+        rest = response.json()
+        after = read_book(page)
+        for shown in (before, after):
+            if shown["symbol"] == symbol and shown["updateId"] == rest["lastUpdateId"]:
+                assert [level[:2] for level in shown["asks"]] == rest["asks"]
+                assert [level[:2] for level in shown["bids"]] == rest["bids"]
+                return
+    raise AssertionError(f"the {symbol} panel never showed the REST book's update id")
+
+
+def test_order_book_panel_mirrors_the_exchange_and_follows_the_symbol(
+    page: Page, server: Server
+) -> None:
+    show(page, server, "DOGE/1m/sma20")
+    page.wait_for_function(BOOK_LIVE, arg="DOGE")
+    book = read_book(page)
+    assert book["state"] == "live"
+    assert 5 <= len(book["asks"]) <= 10
+    assert 5 <= len(book["bids"]) <= 10
+    asks = [Decimal(price) for price, _, _ in book["asks"]]
+    bids = [Decimal(price) for price, _, _ in book["bids"]]
+    # Read bottom-up, the asks rise: the lowest is drawn at the bottom, next to the spread.
+    assert asks == sorted(asks)
+    assert bids == sorted(bids, reverse=True)
+    assert asks[0] > bids[0]
+    assert Decimal(book["spread"]) == asks[0] - bids[0]
+    # The depth bars are cumulative: they grow away from the spread, up to the fuller side.
+    for side in (book["asks"], book["bids"]):
+        depths = [depth for _, _, depth in side]
+        assert depths == sorted(depths)
+    assert max(book["asks"][-1][2], book["bids"][-1][2]) == 100
+
+    with make_client(server) as client:
+        assert_book_is_the_exchanges(page, client, "DOGE")
+        page.locator('#symbols .card[data-symbol="PEPE"]').click()
+        assert_book_is_the_exchanges(page, client, "PEPE")
+    assert page.locator("#book-symbol").inner_text() == "PEPE"
+    assert all(Decimal(price) < Decimal("0.001") for price, _, _ in read_book(page)["bids"])
+    assert state(page)["bookResyncs"] == 0
+
+
+def test_order_book_reloads_from_a_fresh_snapshot_after_a_lost_diff(
+    page: Page, server: Server
+) -> None:
+    lost: list[str | bytes] = []
+
+    def lose_the_first_diff(route: WebSocketRoute) -> None:
+        upstream = route.connect_to_server()
+
+        def relay(message: str | bytes) -> None:
+            if not lost and "depthUpdate" in str(message):
+                lost.append(message)
+            else:
+                route.send(message)
+
+        upstream.on_message(relay)
+
+    page.route_web_socket(re.compile(r"/ws/depth/"), lose_the_first_diff)
+    show(page, server, "DOGE/1m/sma20")
+    page.wait_for_function("window.memetrade.state.bookResyncs === 1")
+    with make_client(server) as client:
+        assert_book_is_the_exchanges(page, client, "DOGE")
+    assert len(lost) == 1
+    assert state(page)["bookResyncs"] == 1
+
+
+def test_order_book_panel_hides_where_the_exchange_does_not_run(page: Page, tmp_path: Path) -> None:
+    with running(tmp_path, EXCHANGE="0") as srv, make_client(srv) as client:
+        assert_error(client.get("/api/v1/depth/DOGE", params={"limit": 10}), 404)
+        page.goto(f"{srv.base_url}/#DOGE/1m/sma20")
+        page.wait_for_function(
+            "document.querySelector('#book').hidden"
+            " && window.memetrade?.state.connection === 'live'"
+        )
+        assert read_book(page)["state"] == "unavailable"
+        assert page.locator("#book").is_hidden()
+        assert page.locator("#tape").is_visible()
 
 
 def test_phone_width_layout_and_screenshots(

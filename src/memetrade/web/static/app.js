@@ -3,6 +3,7 @@
 // URL fragment (#PEPE/1m/sma20,rsi14), so a view can be bookmarked and shared.
 
 import { ConnectionMonitor, LiveSocket, getJson, wsUrl } from './api.js';
+import { OrderBook } from './book.js';
 import { decimalsOf } from './format.js';
 import { INDICATORS } from './indicators.js';
 import { TradeTape } from './tape.js';
@@ -20,6 +21,7 @@ class Dashboard {
     this.monitor = new ConnectionMonitor($('#connection'));
     this.view = null;
     this.tape = null;
+    this.book = null;
     this.tradeSocket = null;
     this.current = null;
     this.tickers = new Tickers({
@@ -125,13 +127,17 @@ class Dashboard {
         onState: this.monitor.track('trades', () => this.tradeSocket),
       });
       this.tradeSocket.start();
+
+      this.book?.stop();
+      $('#book-symbol').textContent = next.symbol;
+      this.book = new OrderBook($('#book'), { symbol: next.symbol, decimals, monitor: this.monitor }).start();
     }
   }
 
   /** What the page shows, for tests and for curious users in the console. Read-only. */
   snapshot() {
     const view = this.view;
-    const sockets = [this.marketSocket, this.tradeSocket, view?.socket].filter(Boolean);
+    const sockets = [this.marketSocket, this.tradeSocket, view?.socket, this.book?.socket].filter(Boolean);
     return {
       symbol: this.current?.symbol,
       interval: this.current?.interval,
@@ -147,6 +153,7 @@ class Dashboard {
       exhausted: view?.exhausted,
       trades: this.tape ? this.tape.trades.map((trade) => trade.id) : [],
       tradesReceived: this.tape?.received ?? 0,
+      bookResyncs: this.book?.resyncs ?? 0,
     };
   }
 }
