@@ -267,9 +267,11 @@ def test_user_streams_carry_own_orders_fills_and_balances_and_nobody_elses(
             assert _drain(carl_ws, 0.2) == []
 
 
-def _closed_with(ws: ClientConnection) -> tuple[int, str]:
-    with pytest.raises(ConnectionClosed) as closed:
-        ws.recv(timeout=10)
+def _closed_with(ws: ClientConnection, timeout: float = 10.0) -> tuple[int, str]:
+    """The close code and reason, once the server closes (messages before it are skipped)."""
+    with pytest.raises(ConnectionClosed) as closed:  # noqa: PT012 - recv until the close.
+        while True:
+            ws.recv(timeout=timeout)
     assert closed.value.rcvd is not None
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
@@ -358,3 +360,45 @@ def test_binance_partial_books_tickers_and_depth_shapes(tmp_path: Path) -> None:
             bad = client.get("/api/v3/depth", params={"symbol": "DOGEUSDT", "limit": 0})
             assert bad.status_code == 400
             assert bad.json()["code"] == -1130
+
+
+def test_user_streams_end_with_their_credentials(tmp_path: Path) -> None:
+    """A sign-out or a revoked key closes the streams opened with it within the recheck period
+    (5 s), while a stream on another credential of the same user goes on."""
+    with running(tmp_path, **ENV) as server, _user(server) as ann:
+        token = _token(ann)
+        key = ann.post("/api/v1/auth/api-keys", json={"name": "bot"})
+        assert key.status_code == 201, key.text
+        key_id, key_text = key.json()["api_key"]["id"], key.json()["api_key"]["key"]
+        kept = _token(ann)
+        with (
+            _user_stream(server, additional_headers={"Authorization": f"Bearer {token}"}) as a,
+            _user_stream(server, additional_headers={"X-API-Key": key_text}) as b,
+            _user_stream(server, additional_headers={"Authorization": f"Bearer {kept}"}) as c,
+        ):
+            for ws in (a, b, c):
+                assert _recv(ws)["e"] == "snapshot"
+            signout = ann.post("/api/v1/auth/signout", headers={"Authorization": f"Bearer {token}"})
+            assert signout.status_code in (200, 204), signout.text
+            # (Signing out cleared the client's cookie: the other session revokes the key.)
+            revoked = ann.delete(
+                f"/api/v1/auth/api-keys/{key_id}", headers={"Authorization": f"Bearer {kept}"}
+            )
+            assert revoked.status_code == 200, revoked.text
+            for ws in (a, b):
+                code, reason = _closed_with(ws, timeout=12)
+                assert code == 4401, (code, reason)
+            # The other session's stream is still open and still delivers.
+            placed = ann.post(
+                "/api/v1/orders",
+                json={
+                    "symbol": "DOGE",
+                    "side": "buy",
+                    "type": "limit",
+                    "price": "0.1",
+                    "quantity": "10",
+                },
+                headers={"Authorization": f"Bearer {kept}"},
+            )
+            assert placed.status_code == 201, placed.text
+            assert any(m.get("e") == "order" for m in _drain(c, quiet_s=2.0))

@@ -11,14 +11,18 @@ book: the first has ``U == lastUpdateId + 1`` and each next ``U`` is the previou
 sent with another ``Origin`` is refused, so no other site can open a stream as its visitor),
 and ``?token=<session token>`` for browser clients that cannot set headers. First
 ``{"e":"snapshot","user_id","balances","open_orders"}``, then ``order``, ``fill`` and
-``balance`` events as commands become durable. The connection keeps the identity it was
-opened with.
+``balance`` events as commands become durable. The credentials are checked again every
+``CREDENTIAL_RECHECK_S`` seconds: a signed-out or expired token, a revoked key or a disabled
+account closes the stream (4401, 4403), so access ends with the credential, not with the
+connection.
 
 Close codes beyond ``api/ws.py``'s: 4401 no or bad credentials, 4403 a disabled account,
 4429 over the caller's request rate (each connection attempt counts as one request).
 """
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import msgspec
@@ -39,6 +43,7 @@ from memetrade.api.ws import (
     through_gate,
 )
 from memetrade.api.ws_protocol import DIRECT_SEND, DirectSend
+from memetrade.ports import StorageError
 from memetrade.services.auth import Principal
 from memetrade.services.credentials import AuthError, Forbidden, RateLimited, Unauthorized
 from memetrade.services.exchange_streams import (
@@ -54,6 +59,7 @@ __all__ = [
     "CLOSE_FORBIDDEN",
     "CLOSE_RATE_LIMITED",
     "CLOSE_UNAUTHORIZED",
+    "CREDENTIAL_RECHECK_S",
     "DEFAULT_DEPTH_LIMIT",
     "MAX_DEPTH_LIMIT",
     "depth_snapshot",
@@ -67,6 +73,9 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_RATE_LIMITED = 4429
 DEFAULT_DEPTH_LIMIT = 100
 MAX_DEPTH_LIMIT = 1000
+# How often an open user stream checks its credentials again: the longest a stream outlives a
+# sign-out, a revoked key or a disabled account.
+CREDENTIAL_RECHECK_S = 5.0
 
 
 def depth_snapshot(streams: ExchangeStreams, symbol: str, limit: int) -> dict[str, object]:
@@ -80,13 +89,20 @@ def depth_snapshot(streams: ExchangeStreams, symbol: str, limit: int) -> dict[st
     }
 
 
-async def _serve(websocket: WebSocket, topic: str, first: Callable[[], str]) -> None:
+async def _serve(
+    websocket: WebSocket,
+    topic: str,
+    first: Callable[[], str],
+    recheck: Callable[[], Awaitable[Principal]] | None = None,
+) -> None:
     """Accept, subscribe ``topic``, then send ``first()``, computed right after subscribing
-    with no ``await`` in between so that nothing published on ``topic`` is missed."""
+    with no ``await`` in between so that nothing published on ``topic`` is missed. With
+    ``recheck``, the credentials are checked again while the connection lasts."""
     ctx = _ctx(websocket)
     subscriber = await accept_subscriber(websocket)
     if subscriber is None:
         return
+    watcher = None if recheck is None else asyncio.create_task(_keep_checking(websocket, recheck))
     try:
         ctx.hub.subscribe(subscriber, topic)
         await websocket.send_text(first())
@@ -101,6 +117,24 @@ async def _serve(websocket: WebSocket, topic: str, first: Callable[[], str]) -> 
         pass
     finally:
         ctx.hub.disconnect(subscriber)
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def _keep_checking(websocket: WebSocket, recheck: Callable[[], Awaitable[Principal]]) -> None:
+    while True:
+        await asyncio.sleep(CREDENTIAL_RECHECK_S)
+        try:
+            await recheck()
+        except StorageError:
+            continue  # Accounts unreachable for a moment: check again next time.
+        except AuthError as exc:
+            code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else CLOSE_UNAUTHORIZED
+            gone = (RuntimeError, WebSocketDisconnect, ClientDisconnected, OSError)
+            with contextlib.suppress(*gone):  # The other side may have closed meanwhile.
+                await websocket.close(code, f"{exc.code}: {exc.message}")
+            return
 
 
 @router.websocket("/ws/depth/{symbol}")
@@ -132,27 +166,29 @@ def _same_origin(websocket: WebSocket) -> bool:
     return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
 
 
-async def _principal(websocket: WebSocket, ctx: AppContext) -> Principal:
+def _credential(websocket: WebSocket, ctx: AppContext) -> Callable[[], Awaitable[Principal]]:
+    """How to check the connection's credentials (now, and again later); raise
+    ``Unauthorized`` when it brings none that could be checked."""
     auth = ctx.auth
     if auth is None:
         raise Unauthorized("unauthorized", "accounts are not served by this process")
     key = websocket.headers.get("x-api-key")
     if key is not None:
-        return await auth.principal_from_api_key(key.strip())
+        return lambda: auth.principal_from_api_key(key.strip())
     header = websocket.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("unauthorized", "expected 'Authorization: Bearer <token>'")
-        return await auth.principal_from_token(token.strip())
+        return lambda: auth.principal_from_token(token.strip())
     cookie = websocket.cookies.get(COOKIE)
     if cookie:
         if not _same_origin(websocket):
             raise Unauthorized("unauthorized", "the session cookie is accepted from this site only")
-        return await auth.principal_from_token(cookie)
+        return lambda: auth.principal_from_token(cookie)
     query_token = websocket.query_params.get("token")
     if query_token:
-        return await auth.principal_from_token(query_token)
+        return lambda: auth.principal_from_token(query_token)
     raise Unauthorized(
         "unauthorized", "send X-API-Key, Authorization: Bearer, the session cookie or ?token="
     )
@@ -167,7 +203,8 @@ async def ws_user(websocket: WebSocket) -> None:
         await _refuse(websocket, CLOSE_NOT_FOUND, "the exchange is not served here")
         return
     try:
-        principal = await _principal(websocket, ctx)
+        recheck = _credential(websocket, ctx)
+        principal = await recheck()
         if ctx.rate_limiter is not None:
             client = websocket.client.host if websocket.client is not None else None
             who = identity(principal.api_key_id, principal.user_id, client)
@@ -184,6 +221,9 @@ async def ws_user(websocket: WebSocket) -> None:
     await through_gate(
         websocket,
         lambda: _serve(
-            websocket, user_topic(user_id), lambda: user_snapshot_json(service, user_id)
+            websocket,
+            user_topic(user_id),
+            lambda: user_snapshot_json(service, user_id),
+            recheck,
         ),
     )
