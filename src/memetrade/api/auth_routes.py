@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Depends, Request
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from memetrade.api.context import AppContext, context
@@ -100,8 +101,9 @@ def _audit_json(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-def _session_token(request: Request) -> str | None:
-    """The bearer token, else the cookie; None when neither is sent."""
+def session_token(request: HTTPConnection) -> str | None:
+    """The bearer token, else the cookie; None when neither is sent. Serves HTTP requests and
+    WebSocket handshakes alike."""
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
@@ -134,7 +136,7 @@ async def authenticate(request: Request) -> Principal:
     key = request.headers.get("x-api-key")
     if key is not None:
         return await auth.principal_from_api_key(key.strip())
-    token = _session_token(request)
+    token = session_token(request)
     if token is None:
         raise Unauthorized("unauthorized", "sign in, or send a Bearer token or an X-API-Key")
     return await auth.principal_from_token(token)
@@ -201,7 +203,7 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request, principal: CurrentPrincipal) -> Response:
     """Revoke the session token (bearer or cookie) until it expires and clear the cookie."""
     auth, _ = _services(context(request))
-    token = _session_token(request)
+    token = session_token(request)
     if token is None:
         raise Unauthorized("unauthorized", "no session token to sign out (API keys are revoked)")
     await auth.signout(token, _ip(request))

@@ -30,7 +30,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 from uvicorn.protocols.utils import ClientDisconnected
 
-from memetrade.api.auth_routes import COOKIE
+from memetrade.api.auth_routes import COOKIE, session_token
 from memetrade.api.context import AppContext
 from memetrade.api.ws import (
     CLOSE_BAD_REQUEST,
@@ -175,20 +175,13 @@ def _credential(websocket: WebSocket, ctx: AppContext) -> Callable[[], Awaitable
     key = websocket.headers.get("x-api-key")
     if key is not None:
         return lambda: auth.principal_from_api_key(key.strip())
-    header = websocket.headers.get("authorization")
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("unauthorized", "expected 'Authorization: Bearer <token>'")
-        return lambda: auth.principal_from_token(token.strip())
-    cookie = websocket.cookies.get(COOKIE)
-    if cookie:
-        if not _same_origin(websocket):
-            raise Unauthorized("unauthorized", "the session cookie is accepted from this site only")
-        return lambda: auth.principal_from_token(cookie)
-    query_token = websocket.query_params.get("token")
-    if query_token:
-        return lambda: auth.principal_from_token(query_token)
+    # The cookie only from a page of this server, when it is the credential used (no header).
+    cookie_used = "authorization" not in websocket.headers and websocket.cookies.get(COOKIE)
+    if cookie_used and not _same_origin(websocket):
+        raise Unauthorized("unauthorized", "the session cookie is accepted from this site only")
+    token = session_token(websocket) or websocket.query_params.get("token")
+    if token:
+        return lambda: auth.principal_from_token(token)
     raise Unauthorized(
         "unauthorized", "send X-API-Key, Authorization: Bearer, the session cookie or ?token="
     )
