@@ -2,6 +2,8 @@
 the SHA-256, segment files, the directory lock, and where ``journal_from_url`` puts them."""
 
 import logging
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from memetrade.adapters.journal import journal_from_url
 from memetrade.adapters.journal.file_snapshots import FileSnapshotStore
 from memetrade.adapters.journal.files import FileJournal
 from memetrade.adapters.journal.postgres import PostgresJournal, PostgresSnapshotStore
-from memetrade.adapters.journal.records import HEADER_SIZE, encode
+from memetrade.adapters.journal.records import APPEND_START, HEADER_SIZE, encode
 from memetrade.ports import JournalCorruptError, StorageError
 
 pytestmark = pytest.mark.anyio
@@ -23,6 +25,22 @@ def anyio_backend() -> str:
 
 def segments(directory: Path) -> list[Path]:
     return sorted(directory.glob("journal-*.log"))
+
+
+def size(*entries: bytes) -> int:
+    """Bytes of the record of one append of ``entries``."""
+    return len(encode(entries, 1))
+
+
+def legacy(entries: list[bytes], first_seq: int) -> bytes:
+    """``entries`` in the records of journals written before an append became one record:
+    one record per entry, the first marked as the append's start."""
+    out = b""
+    for i, payload in enumerate(entries):
+        word, seq = len(payload) | (APPEND_START if i == 0 else 0), first_seq + i
+        crc = zlib.crc32(payload, zlib.crc32(struct.pack("<IQ", word, seq)))
+        out += struct.pack("<IIQ", word, crc, seq) + payload
+    return out
 
 
 def flip(path: Path, offset: int) -> None:
@@ -76,13 +94,13 @@ async def test_half_a_record_at_the_end_is_cut_off_and_appends_continue(
         await journal.close()
 
 
-async def test_an_append_cut_short_keeps_its_whole_records(tmp_path: Path) -> None:
+async def test_an_append_cut_short_is_dropped_whole(tmp_path: Path) -> None:
     await written(tmp_path, [b"a"], [b"b1", b"b2", b"b3"])
     (segment,) = segments(tmp_path)
-    # Cut inside b3: b1 and b2 are intact, so they stay (none of the append was acknowledged).
+    # Cut inside b3: the append was never acknowledged, so none of it stays.
     with segment.open("r+b") as file:
         file.truncate(segment.stat().st_size - 1)
-    assert await contents(tmp_path) == [(1, b"a"), (2, b"b1"), (3, b"b2")]
+    assert await contents(tmp_path) == [(1, b"a")]
 
 
 async def test_garbage_after_the_last_record_is_cut_off(tmp_path: Path) -> None:
@@ -97,7 +115,7 @@ async def test_a_damaged_last_append_counts_as_torn(tmp_path: Path) -> None:
     # Damage in the last append looks like a torn write of it, so it is cut off, not refused.
     await written(tmp_path, [b"a"], [b"b"], [b"last", b"append"])
     (segment,) = segments(tmp_path)
-    flip(segment, 2 * (HEADER_SIZE + 1) + HEADER_SIZE)
+    flip(segment, 2 * size(b"a") + HEADER_SIZE)
     assert await contents(tmp_path) == [(1, b"a"), (2, b"b")]
 
 
@@ -109,14 +127,14 @@ async def test_a_flipped_byte_in_a_middle_record_stops_the_journal_from_opening(
 ) -> None:
     await written(tmp_path, [b"first"], [b"middle"], [b"last"])
     (segment,) = segments(tmp_path)
-    middle = HEADER_SIZE + len(b"first")
+    middle = size(b"first")
     flip(segment, middle + HEADER_SIZE + 2)
 
     journal = FileJournal(tmp_path)
     with pytest.raises(JournalCorruptError, match=rf"{segment.name}.*byte {middle}.*entry 2"):
         await journal.open()
     # Nothing was cut: the damage is left as found, and the journal can be opened after repair.
-    assert segment.stat().st_size == middle + 2 * HEADER_SIZE + len(b"middlelast")
+    assert segment.stat().st_size == middle + size(b"middle") + size(b"last")
     await journal.close()
 
 
@@ -134,7 +152,7 @@ async def test_an_intact_record_with_the_wrong_number_is_never_taken_for_a_torn_
 async def test_damage_in_an_older_segment_stops_the_replay_there(tmp_path: Path) -> None:
     await written(tmp_path, *([b"x" * 100] for _ in range(40)), segment_bytes=1000)
     first, *_ = segments(tmp_path)
-    flip(first, 3 * (HEADER_SIZE + 100) + HEADER_SIZE)
+    flip(first, 3 * size(b"x" * 100) + HEADER_SIZE)
 
     journal = FileJournal(tmp_path, segment_bytes=1000)
     await journal.open()  # Only the last segment is scanned at open.
@@ -161,6 +179,52 @@ async def test_a_missing_segment_is_found_by_the_replay(tmp_path: Path) -> None:
         await journal.close()
 
 
+async def test_damage_in_an_acknowledged_append_of_many_entries_is_not_taken_for_a_torn_tail(
+    tmp_path: Path,
+) -> None:
+    # The intact append after the damaged one is numbered 202, far more entries on than the
+    # bytes after it could hold records: only the CRC may decide it is an append start.
+    await written(tmp_path, [b"a"], [b"b"] * 200, [b"c"])
+    (segment,) = segments(tmp_path)
+    flip(segment, size(b"a") + HEADER_SIZE + 5)
+    with pytest.raises(JournalCorruptError, match="entry 2: checksum mismatch"):
+        await FileJournal(tmp_path).open()
+
+
+async def test_reads_resume_inside_an_append(tmp_path: Path) -> None:
+    await written(tmp_path, [b"%d" % i for i in range(1, 8)], [b"8", b"9"])
+    journal = FileJournal(tmp_path)
+    await journal.open()
+    try:
+        got = []
+        while len(got) < 9:
+            got += await journal.read(len(got) + 1, 2)
+        assert got == [(i, b"%d" % i) for i in range(1, 10)]
+        assert await journal.read(4, 1) == [(4, b"4")]
+    finally:
+        await journal.close()
+
+
+async def test_a_journal_of_one_record_per_entry_is_read_and_appended_to(tmp_path: Path) -> None:
+    # The format of journals written before an append became one record.
+    segment = tmp_path / "journal-00000000000000000001.log"
+    segment.write_bytes(legacy([b"a"], 1) + legacy([b"b1", b"b2"], 2))
+    journal = FileJournal(tmp_path)
+    await journal.open()
+    try:
+        assert journal.last_seq() == 3
+        assert await journal.append([b"c"]) == 4
+        assert await journal.read(1, 10) == [(1, b"a"), (2, b"b1"), (3, b"b2"), (4, b"c")]
+    finally:
+        await journal.close()
+
+
+async def test_a_torn_append_of_one_record_per_entry_is_cut_at_its_damage(tmp_path: Path) -> None:
+    segment = tmp_path / "journal-00000000000000000001.log"
+    segment.write_bytes(legacy([b"a"], 1) + legacy([b"b1", b"b2", b"b3"], 2)[:-1])
+    assert await contents(tmp_path) == [(1, b"a"), (2, b"b1"), (3, b"b2")]
+
+
 # -- segments and the lock ------------------------------------------------------------------------
 
 
@@ -171,7 +235,7 @@ async def test_segments_rotate_and_truncation_deletes_whole_files_but_the_last(
     await journal.open()
     try:
         for _ in range(40):
-            await journal.append([b"x" * 100] * 2)  # 232 bytes an append: 5 appends a segment.
+            await journal.append([b"x" * 100] * 2)  # 221 bytes an append: 5 appends a segment.
         names = [p.name for p in segments(tmp_path)]
         assert names[:2] == ["journal-00000000000000000001.log", "journal-00000000000000000011.log"]
         assert len(names) == 8
@@ -189,7 +253,7 @@ async def test_a_crash_just_after_starting_a_segment_leaves_a_usable_journal(
     tmp_path: Path,
 ) -> None:
     await written(tmp_path, *([b"x" * 100] for _ in range(12)), segment_bytes=1000)
-    assert len(segments(tmp_path)) == 2  # Entries 1-9 and 10-12, 116 bytes a record.
+    assert len(segments(tmp_path)) == 2  # Entries 1-9 and 10-12, 119 bytes a record.
     (tmp_path / "journal-00000000000000000013.log").touch()  # Created, nothing written yet.
 
     journal = FileJournal(tmp_path, segment_bytes=1000)

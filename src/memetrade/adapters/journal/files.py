@@ -6,7 +6,7 @@ Design, and why:
   format of ``records.py``, and ``journal.lock``. A new segment starts when an append finds the
   current one at ``segment_bytes`` (64 MiB by default) or more, so an append never spans two
   files and ``truncate_before`` deletes whole files.
-* Group commit: ``append`` encodes all its entries into one buffer, writes it with one
+* Group commit: ``append`` encodes all its entries into one record, writes it with one
   ``write`` and flushes it with one ``fdatasync`` (the data and the file size, nothing a read
   does not need), on the journal's own thread, so the event loop runs on meanwhile.
 * A failed write or flush poisons the journal: after a failed fsync the kernel may have marked
@@ -14,8 +14,8 @@ Design, and why:
   disk. Every later append raises; reopening recovers from what is really on disk.
 * Opening scans only the last segment, the only one a crash can tear. A damaged record there is
   a torn tail when no intact append start follows it: the file is cut there, with a warning
-  (an append is durable as a whole when it returns; after a crash during one, a prefix of it
-  may remain, which is a valid state since none of it was acknowledged). A damaged record
+  (an append is durable as a whole when it returns; a crash during one leaves part of its
+  record, which is dropped whole, a valid state since none of it was acknowledged). A damaged record
   followed by an intact append start is damage to acknowledged entries: ``open`` raises
   ``JournalCorruptError`` and recovery stops, since starting without those commands would
   silently forget acknowledged ones. Older segments are checked as they are read: ``read``
@@ -69,8 +69,9 @@ class FileJournal:
         self._last = 0
         self._lock_fd: int | None = None
         self._failed: str | None = None
-        # (seq, first seq of its segment, byte offset) where the last read stopped.
-        self._cursor: tuple[int, int, int] | None = None
+        # Where the last read stopped: (the next seq it would return, the seq of the record
+        # holding it, the first seq of that record's segment, the record's byte offset).
+        self._cursor: tuple[int, int, int, int] | None = None
 
     def __repr__(self) -> str:
         return f"FileJournal({str(self._dir)!r})"
@@ -240,7 +241,7 @@ class FileJournal:
             )
         cursor = self._cursor
         if cursor is not None and cursor[0] == from_seq:
-            seq, first, offset = cursor
+            _, seq, first, offset = cursor
             index = bisect.bisect_left(self._firsts, first)
         else:
             index = bisect.bisect_right(self._firsts, from_seq) - 1
@@ -256,7 +257,7 @@ class FileJournal:
                         if entry[0] >= from_seq:
                             out.append(entry)
                             if len(out) == limit:
-                                self._cursor = (reader.seq, first, reader.offset)
+                                self._cursor = (entry[0] + 1, reader.seq, first, reader.offset)
                                 return out
                 if reader.damage is not None:
                     raise JournalCorruptError(
@@ -265,7 +266,7 @@ class FileJournal:
                     )
                 seq, offset, index = reader.seq, 0, index + 1
                 if seq > self._last:
-                    self._cursor = (seq, first, reader.offset)
+                    self._cursor = (seq, seq, first, reader.offset)
                     return out
                 if index == len(self._firsts) or self._firsts[index] != seq:
                     raise JournalCorruptError(
