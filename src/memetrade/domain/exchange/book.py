@@ -237,7 +237,8 @@ class Book:
         self.sell_stops: list[tuple[int, int]] = []
         self.update_id = 0
         self.last_price: int | None = None
-        # The lowest and highest trade price since stops were last checked.
+        # The lowest and highest trade price since stops were last checked, recorded only
+        # while stops wait.
         self.low: int | None = None
         self.high: int | None = None
         self.fee_balance = fee_balance

@@ -193,7 +193,7 @@ class Engine:
             if not keys or keys[-1] < price * opposite.sign:
                 return Outcome(True, core.rest(order, reserve, book, ts), order_id)
         core.begin(ts)
-        core.submit(order, reserve, cap)
+        core.submit(order, reserve, book, cap)
         return Outcome(True, core.finish(), order_id)
 
     def _cancel(self, cmd: CancelOrder, ts: int) -> Outcome:
@@ -339,7 +339,8 @@ class Engine:
         volume = 0
         if window is not None:
             cutoff = max(ts_ms // DAY_MS, window.day) - self._schedule.window_days + 1
-            volume = sum(a for d, a in zip(window.days, window.amounts, strict=True) if d >= cutoff)
+            days, amounts = window.buckets()
+            volume = sum(a for d, a in zip(days, amounts, strict=True) if d >= cutoff)
         unit = 10 ** next(iter(self._markets.values())).quote_decimals
         tier = self._schedule.tiers[0]
         for candidate in self._schedule.tiers:

@@ -12,6 +12,8 @@ that crossed a threshold. Time never runs backwards for volume: a fill stamped e
 user's latest bucket counts in that bucket.
 """
 
+import math
+
 import msgspec
 
 __all__ = ["DAY_MS", "DEFAULT_FEE_SCHEDULE", "FeeSchedule", "FeeTier", "VolumeWindow", "fee"]
@@ -75,27 +77,52 @@ Tiers = tuple[tuple[int, int, int], ...]
 class VolumeWindow:
     """One user's rolling quote volume in daily buckets, and the rates it earns.
 
-    ``next_at`` is the volume at which the next tier starts (None at the top), so adding
-    volume re-derives the tier only when a threshold is crossed.
+    The volume of the current ``day`` is ``today``; ``days``/``amounts`` are the earlier
+    buckets still in the window and ``past`` their sum. ``room`` is how much ``today`` can
+    reach before the next tier starts (infinite at the top tier), so counting a fill is
+    ``today += notional`` and one comparison, inlined where fills settle: two method calls per
+    fill were 5 % of the engine's instructions.
     """
 
-    __slots__ = ("amounts", "day", "days", "maker_bps", "next_at", "taker_bps", "total")
+    __slots__ = ("amounts", "day", "days", "maker_bps", "past", "room", "taker_bps", "today")
 
     def __init__(self, day: int, tiers: Tiers) -> None:
         self.day = day
         self.days: list[int] = []
         self.amounts: list[int] = []
-        self.total = 0
+        self.past = 0
+        self.today = 0
         self.maker_bps = 0
         self.taker_bps = 0
-        self.next_at: int | None = None
+        self.room: float = math.inf
         self.retier(tiers)
 
+    @classmethod
+    def from_buckets(
+        cls, day: int, days: list[int], amounts: list[int], tiers: Tiers
+    ) -> "VolumeWindow":
+        """The window whose ``buckets()`` are ``days`` and ``amounts`` (oldest first)."""
+        window = cls(day, tiers)
+        days, amounts = list(days), list(amounts)
+        if days and days[-1] == day:
+            days.pop()
+            window.today = amounts.pop()
+        window.days, window.amounts, window.past = days, amounts, sum(amounts)
+        window.retier(tiers)
+        return window
+
+    def buckets(self) -> tuple[list[int], list[int]]:
+        """``(days, amounts)`` of the buckets with volume, oldest first, today's included."""
+        if not self.today:
+            return list(self.days), list(self.amounts)
+        return [*self.days, self.day], [*self.amounts, self.today]
+
     def retier(self, tiers: Tiers) -> None:
-        self.next_at = None
+        total = self.past + self.today
+        self.room = math.inf
         for min_volume, maker_bps, taker_bps in tiers:
-            if self.total < min_volume:
-                self.next_at = min_volume
+            if total < min_volume:
+                self.room = min_volume - self.past
                 break
             self.maker_bps, self.taker_bps = maker_bps, taker_bps
 
@@ -103,23 +130,17 @@ class VolumeWindow:
         """Move to ``day`` (never backwards), dropping buckets that left the window."""
         if day <= self.day:
             return
+        if self.today:
+            self.days.append(self.day)
+            self.amounts.append(self.today)
+            self.past += self.today
+            self.today = 0
         self.day = day
         cutoff = day - window_days + 1
         days, amounts = self.days, self.amounts
         dropped = 0
         while dropped < len(days) and days[dropped] < cutoff:
-            self.total -= amounts[dropped]
+            self.past -= amounts[dropped]
             dropped += 1
-        if dropped:
-            del days[:dropped], amounts[:dropped]
-            self.retier(tiers)
-
-    def add(self, amount: int, tiers: Tiers) -> None:
-        if self.days and self.days[-1] == self.day:
-            self.amounts[-1] += amount
-        else:
-            self.days.append(self.day)
-            self.amounts.append(amount)
-        self.total += amount
-        if self.next_at is not None and self.total >= self.next_at:
-            self.retier(tiers)
+        del days[:dropped], amounts[:dropped]
+        self.retier(tiers)

@@ -159,15 +159,14 @@ class Core:
         events.append(BalanceUpdate(cell.user_id, cell.asset, cell.available, cell.locked, ts))
         return events
 
-    def submit(self, order: Order, reserve: int, cap: int | None = None) -> None:
-        """Lock ``reserve`` for an accepted order, then match it (or file it as a stop) and
-        run the stops its trades trigger. ``cap`` bounds a market order's price."""
+    def submit(self, order: Order, reserve: int, book: Book, cap: int | None = None) -> None:
+        """Lock ``reserve`` for an accepted order, then match it on ``book`` (or file it as a
+        stop) and run the stops its trades trigger. ``cap`` bounds a market order's price."""
         cell = order.quote_balance if order.is_buy else order.base_balance
         cell.available -= reserve
         cell.locked += reserve
         order.reserved = reserve
         self.touched_balances[cell] = None
-        book = self.books[order.symbol]
         if order.stop_price is not None:
             self.register(order)
             book.add_stop(order)
@@ -175,11 +174,7 @@ class Core:
             return
         self.execute(order, book, cap)
         if book.low is not None:
-            if book.stops:
-                self.run_stops(book)
-            else:
-                # No stop waits: nothing to trigger, only the range to reset.
-                book.low = book.high = None
+            self.run_stops(book)
 
     def register(self, order: Order) -> None:
         """Record an order that stays open after the command (resting, or a waiting stop).
@@ -378,9 +373,12 @@ class Core:
         touched = self.touched_balances
         touched[maker.base_balance] = None
         touched[maker.quote_balance] = None
-        tiers = self.tier_table
-        taker_window.add(notional, tiers)
-        maker_window.add(notional, tiers)
+        taker_window.today += notional
+        if taker_window.today >= taker_window.room:
+            taker_window.retier(self.tier_table)
+        maker_window.today += notional
+        if maker_window.today >= maker_window.room:
+            maker_window.retier(self.tier_table)
         if taker.quantity is not None:
             taker.remaining -= q
         taker.filled += q
@@ -393,13 +391,14 @@ class Core:
         level.total -= q
         self.touched_levels[level] = None
         book.last_price = price
-        low, high = book.low, book.high
-        if low is None or high is None:
-            book.low = book.high = price
-        elif price < low:
-            book.low = price
-        elif price > high:
-            book.high = price
+        if book.stops:  # Only waiting stops need the range of prices traded.
+            low, high = book.low, book.high
+            if low is None or high is None:
+                book.low = book.high = price
+            elif price < low:
+                book.low = price
+            elif price > high:
+                book.high = price
         trade_id = self.next_trade_id
         self.next_trade_id = trade_id + 1
         self.events.append(

@@ -119,8 +119,7 @@ def encode_state(core: Core) -> bytes:
         for b in assets.values()
     )
     windows = [
-        _WindowRecord(user_id, w.day, list(w.days), list(w.amounts))
-        for user_id, w in sorted(core.windows.items())
+        _WindowRecord(user_id, w.day, *w.buckets()) for user_id, w in sorted(core.windows.items())
     ]
     state = _State(
         FORMAT,
@@ -162,11 +161,9 @@ def decode_state(core: Core, payload: bytes) -> None:
         for rec in record.stops:
             book.add_stop(_order(core, book, rec))
     for w in state.windows:
-        window = VolumeWindow(w.day, core.tier_table)
-        window.days, window.amounts = w.days, w.amounts
-        window.total = sum(w.amounts)
-        window.retier(core.tier_table)
-        core.windows[w.user_id] = window
+        core.windows[w.user_id] = VolumeWindow.from_buckets(
+            w.day, w.days, w.amounts, core.tier_table
+        )
 
 
 def _order(core: Core, book: Book, rec: _OrderRecord) -> Order:
